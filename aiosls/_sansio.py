@@ -1,0 +1,441 @@
+"""The pure protocol core: operations -> signed ``HttpRequest``; ``HttpResponse`` -> models/errors.
+
+No sockets, no clock (``now`` is an argument), no asyncio, no logging. Builders validate every
+name first (spec §11), percent-encode each path segment and query value (RFC 3986), and the
+signature is computed over exactly the path and query bytes that go on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import attrs
+import cattrs
+
+from . import names, signing
+from ._serde import CONVERTER, dumps, loads
+from .credentials import Credentials
+from .endpoint import Endpoint
+from .errors import ResponseParseError, SlsError, ValidationError, error_class
+from .models import ConsumerGroup, Shard, ShardCheckpoint
+from .transport import HttpRequest, HttpResponse
+
+__all__ = [
+    "API_VERSION",
+    "Operation",
+    "build_request",
+    "error_from_response",
+]
+
+API_VERSION: Final = "0.6.0"
+_JSON: Final = "application/json"
+_T = TypeVar("_T")
+
+
+@attrs.frozen
+class Operation:
+    """One SLS call, validated and encoded but not yet signed.
+
+    ``path`` is percent-encoded; ``params`` hold *raw* values (V1 signs them raw, V4 re-encodes).
+    ``idempotent`` says whether a read timeout may be retried (the request may have landed).
+    """
+
+    name: str
+    method: str
+    project: str
+    path: str
+    params: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+    idempotent: bool = True
+    logstore: str | None = None
+
+
+def _seg(value: str) -> str:
+    # A no-op for valid names (all RFC 3986 unreserved); a safety net for anything else.
+    return quote(value, safe="")
+
+
+def _json_body(value: Any) -> bytes:
+    return dumps(value)
+
+
+# --- builders -------------------------------------------------------------------------------------
+
+
+def get_checkpoint(
+    project: str, logstore: str, consumer_group: str, shard: int | None = None
+) -> Operation:
+    """GetCheckPoint: every shard's checkpoint, or one shard's (``[]`` if it does not exist)."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    names.validate_consumer_group(consumer_group)
+    params = {} if shard is None else {"shard": str(names.validate_shard(shard))}
+    return Operation(
+        "GetCheckPoint", "GET", project,
+        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}", params,
+        logstore=logstore,
+    )
+
+
+def update_checkpoint(
+    project: str, logstore: str, consumer_group: str, shard: int, checkpoint: str,
+    *, consumer: str = "", force_success: bool = True,
+) -> Operation:
+    """ConsumerGroupUpdateCheckPoint. ``forceSuccess`` goes out lower-case (``true``/``false``)."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    names.validate_consumer_group(consumer_group)
+    names.validate_shard(shard)
+    if not isinstance(checkpoint, str) or not checkpoint:
+        raise ValidationError(
+            "checkpoint must be a non-empty cursor string", error_code="ParameterInvalid"
+        )
+    _check_consumer(consumer)
+    return Operation(
+        "ConsumerGroupUpdateCheckPoint", "POST", project,
+        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        {"type": "checkpoint", "consumer": consumer, "forceSuccess": "true" if force_success else "false"},
+        _json_body({"shard": shard, "checkpoint": checkpoint}),
+        # Setting the same value twice is harmless; the retry policy keeps retries prompt.
+        idempotent=True, logstore=logstore,
+    )
+
+
+def _check_consumer(consumer: object) -> str:
+    if not isinstance(consumer, str) or len(consumer) > 256 or any(ord(c) < 32 for c in consumer):
+        raise ValidationError(
+            "consumer must be a str of at most 256 printable characters",
+            error_code="ParameterInvalid",
+        )
+    return consumer
+
+
+def heartbeat(
+    project: str, logstore: str, consumer_group: str, consumer: str, shards: Iterable[int]
+) -> Operation:
+    """ConsumerGroupHeartBeat: report held shards, learn the assigned ones."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    names.validate_consumer_group(consumer_group)
+    if not _check_consumer(consumer):
+        raise ValidationError("consumer must not be empty", error_code="ParameterInvalid")
+    held = [names.validate_shard(s, "shards[]") for s in shards]
+    return Operation(
+        "ConsumerGroupHeartBeat", "POST", project,
+        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        {"type": "heartbeat", "consumer": consumer}, _json_body(held), logstore=logstore,
+    )
+
+
+def _check_timeout(timeout: object) -> int:
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not 0 < timeout <= 86400:
+        raise ValidationError(
+            f"invalid timeout {timeout!r}: must be an int of seconds in 1..86400",
+            error_code="ParameterInvalid",
+        )
+    return timeout
+
+
+def create_consumer_group(
+    project: str, logstore: str, consumer_group: str, *, timeout: int, order: bool = False
+) -> Operation:
+    """CreateConsumerGroup. Not idempotent: a replay answers ``ConsumerGroupAlreadyExist``."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    names.validate_consumer_group(consumer_group)
+    body = {"consumerGroup": consumer_group, "timeout": _check_timeout(timeout), "order": bool(order)}
+    return Operation(
+        "CreateConsumerGroup", "POST", project, f"/logstores/{_seg(logstore)}/consumergroups",
+        body=_json_body(body), idempotent=False, logstore=logstore,
+    )
+
+
+def update_consumer_group(
+    project: str, logstore: str, consumer_group: str, *,
+    timeout: int | None = None, order: bool | None = None,
+) -> Operation:
+    """UpdateConsumerGroup: change ``timeout`` and/or ``order``."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    names.validate_consumer_group(consumer_group)
+    body: dict[str, Any] = {}
+    if order is not None:
+        body["order"] = bool(order)
+    if timeout is not None:
+        body["timeout"] = _check_timeout(timeout)
+    if not body:
+        raise ValidationError("give timeout and/or order to update", error_code="ParameterInvalid")
+    return Operation(
+        "UpdateConsumerGroup", "PUT", project,
+        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        body=_json_body(body), logstore=logstore,
+    )
+
+
+def delete_consumer_group(project: str, logstore: str, consumer_group: str) -> Operation:
+    """DeleteConsumerGroup."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    names.validate_consumer_group(consumer_group)
+    return Operation(
+        "DeleteConsumerGroup", "DELETE", project,
+        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}", logstore=logstore,
+    )
+
+
+def list_consumer_groups(project: str, logstore: str) -> Operation:
+    """ListConsumerGroup (no paging: at most 30 groups per logstore)."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    return Operation(
+        "ListConsumerGroup", "GET", project, f"/logstores/{_seg(logstore)}/consumergroups",
+        logstore=logstore,
+    )
+
+
+def list_shards(project: str, logstore: str) -> Operation:
+    """ListShards."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    return Operation("ListShards", "GET", project, f"/logstores/{_seg(logstore)}/shards", logstore=logstore)
+
+
+MAX_LOGSTORE_PAGE: Final = 500
+
+
+def list_logstores(
+    project: str, *, offset: int = 0, size: int = MAX_LOGSTORE_PAGE, name_filter: str | None = None
+) -> Operation:
+    """ListLogStores, one page (``size`` at most 500); ``name_filter`` is a substring match."""
+    names.validate_project(project)
+    names.validate_shard(offset, "offset")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_LOGSTORE_PAGE:
+        raise ValidationError(
+            f"invalid size {size!r}: must be 1..{MAX_LOGSTORE_PAGE}", error_code="ParameterInvalid"
+        )
+    params = {"offset": str(offset), "size": str(size)}
+    if name_filter:
+        params["logstoreName"] = name_filter
+    return Operation("ListLogStores", "GET", project, "/logstores", params)
+
+
+def get_cursor(project: str, logstore: str, shard: int, from_: str | int) -> Operation:
+    """GetCursor: ``from_`` is ``"begin"``, ``"end"`` or unix seconds."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    names.validate_shard(shard)
+    if isinstance(from_, bool) or not (
+        from_ in ("begin", "end") or (isinstance(from_, int) and from_ >= 0)
+    ):
+        raise ValidationError(
+            f"invalid from_ {from_!r}: must be 'begin', 'end' or unix seconds >= 0",
+            error_code="ParameterInvalid",
+        )
+    return Operation(
+        "GetCursor", "GET", project, f"/logstores/{_seg(logstore)}/shards/{shard}",
+        {"type": "cursor", "from": str(from_)}, logstore=logstore,
+    )
+
+
+def get_cursor_time(project: str, logstore: str, shard: int, cursor: str) -> Operation:
+    """GetCursorTime: the server receive time (unix seconds) of the package at ``cursor``."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    names.validate_shard(shard)
+    if not isinstance(cursor, str) or not cursor:
+        raise ValidationError("cursor must be a non-empty string", error_code="ParameterInvalid")
+    return Operation(
+        "GetCursorTime", "GET", project, f"/logstores/{_seg(logstore)}/shards/{shard}",
+        {"type": "cursor_time", "cursor": cursor}, logstore=logstore,
+    )
+
+
+def create_project(project: str, *, description: str = "") -> Operation:
+    """CreateProject (``POST /`` on the project's host)."""
+    names.validate_project(project)
+    body = {"projectName": project, "description": description}
+    return Operation("CreateProject", "POST", project, "/", body=_json_body(body), idempotent=False)
+
+
+def create_logstore(project: str, logstore: str, *, shard_count: int = 2, ttl: int = 30) -> Operation:
+    """CreateLogStore with ``shard_count`` shards and ``ttl`` days of retention."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    if isinstance(shard_count, bool) or not isinstance(shard_count, int) or not 0 < shard_count <= 256:
+        raise ValidationError("shard_count must be 1..256", error_code="ParameterInvalid")
+    body = {"logstoreName": logstore, "shardCount": shard_count, "ttl": ttl}
+    return Operation(
+        "CreateLogStore", "POST", project, "/logstores", body=_json_body(body), idempotent=False,
+        logstore=logstore,
+    )
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """RFC 3986 query string (``%20`` for space, ``%2B``/``%3D``/``%2F``), in insertion order."""
+    return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in params.items())
+
+
+def build_request(
+    op: Operation,
+    *,
+    endpoint: Endpoint,
+    credentials: Credentials,
+    now: datetime,
+    signature_version: signing.SignatureVersion,
+    region: str | None,
+    user_agent: str,
+) -> HttpRequest:
+    """Sign ``op`` for ``now`` and return the exact request to send."""
+    body = op.body
+    headers: dict[str, str] = {
+        "Host": endpoint.host_header(op.project),
+        "User-Agent": user_agent,
+        "x-log-apiversion": API_VERSION,
+        "x-log-bodyrawsize": str(len(body)),
+    }
+    if body:
+        headers["Content-Type"] = _JSON
+    if signature_version == "v4":
+        if not region:
+            raise ValueError("signature V4 needs a region")
+        signing.sign_v4(op.method, op.path, op.params, headers, body, credentials, now, region=region)
+    else:
+        signing.sign_v1(op.method, op.path, op.params, headers, body, credentials, now)
+    url = endpoint.base_url(op.project) + op.path
+    if op.params:
+        url += "?" + encode_query(op.params)
+    return HttpRequest(op.method, url, headers, body, operation=op.name)
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+_EXCERPT: Final = 200
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:_EXCERPT].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    return text + ("..." if len(body) > _EXCERPT else "")
+
+
+def error_from_response(response: HttpResponse, operation: str = "") -> SlsError:
+    """The typed error for a non-200 answer (JSON ``errorCode``/``errorMessage`` or any page)."""
+    code: str | None = None
+    message: str | None = None
+    try:
+        data = loads(response.body) if response.body else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        raw_code, raw_msg = data.get("errorCode"), data.get("errorMessage")
+        code = raw_code if isinstance(raw_code, str) and raw_code else None
+        message = raw_msg if isinstance(raw_msg, str) else None
+    if message is None:
+        shown = f": {_excerpt(response.body)!r}" if response.body else " with an empty body"
+        message = f"HTTP {response.status} without an SLS error body{shown}"
+    if operation:
+        message = f"{operation}: {message}"
+    cls = error_class(response.status, code)
+    return cls(message, error_code=code, status=response.status, request_id=response.request_id)
+
+
+def _parse_error(response: HttpResponse, operation: str, why: str) -> ResponseParseError:
+    return ResponseParseError(
+        f"{operation}: unexpected response body ({why}): {_excerpt(response.body)!r}",
+        error_code="BadResponse", status=response.status, request_id=response.request_id,
+    )
+
+
+def _json(response: HttpResponse, operation: str) -> Any:
+    if response.status != 200:
+        raise error_from_response(response, operation)
+    try:
+        return loads(response.body)
+    except ValueError as exc:
+        raise _parse_error(response, operation, "not JSON") from exc
+
+
+def _structure(response: HttpResponse, operation: str, data: Any, cls: type[_T]) -> _T:
+    try:
+        return CONVERTER.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            why = "; ".join(cattrs.transform_error(exc))
+        else:
+            why = str(exc)
+        raise _parse_error(response, operation, why) from exc
+
+
+def _list_of(response: HttpResponse, operation: str, cls: type[_T]) -> list[_T]:
+    data = _json(response, operation)
+    if not isinstance(data, list):
+        raise _parse_error(response, operation, f"expected a JSON array, got {type(data).__name__}")
+    return [_structure(response, operation, item, cls) for item in data]
+
+
+def parse_checkpoints(response: HttpResponse) -> list[ShardCheckpoint]:
+    """GetCheckPoint's answer: one entry per shard, ``[]`` for a shard that does not exist."""
+    return _list_of(response, "GetCheckPoint", ShardCheckpoint)
+
+
+def parse_consumer_groups(response: HttpResponse) -> list[ConsumerGroup]:
+    """ListConsumerGroup's answer."""
+    return _list_of(response, "ListConsumerGroup", ConsumerGroup)
+
+
+def parse_shards(response: HttpResponse) -> list[Shard]:
+    """ListShards' answer."""
+    return _list_of(response, "ListShards", Shard)
+
+
+def parse_heartbeat(response: HttpResponse) -> list[int]:
+    """ConsumerGroupHeartBeat's answer: the shard ids assigned to this consumer."""
+    data = _json(response, "ConsumerGroupHeartBeat")
+    if not isinstance(data, list) or not all(type(s) is int and s >= 0 for s in data):
+        raise _parse_error(response, "ConsumerGroupHeartBeat", "expected an array of shard ids")
+    return list(data)
+
+
+def parse_logstores_page(response: HttpResponse) -> tuple[list[str], int]:
+    """One ListLogStores page: ``(names, total)``."""
+    data = _json(response, "ListLogStores")
+    if not isinstance(data, dict):
+        raise _parse_error(response, "ListLogStores", "expected a JSON object")
+    stores, total = data.get("logstores"), data.get("total")
+    if (
+        not isinstance(stores, list)
+        or not all(isinstance(s, str) for s in stores)
+        or type(total) is not int
+    ):
+        raise _parse_error(response, "ListLogStores", "missing or mistyped logstores/total")
+    return list(stores), total
+
+
+def parse_cursor(response: HttpResponse) -> str:
+    """GetCursor's answer: the cursor."""
+    data = _json(response, "GetCursor")
+    cursor = data.get("cursor") if isinstance(data, dict) else None
+    if not isinstance(cursor, str):
+        raise _parse_error(response, "GetCursor", "missing cursor")
+    return cursor
+
+
+def parse_cursor_time(response: HttpResponse) -> int:
+    """GetCursorTime's answer: unix seconds."""
+    data = _json(response, "GetCursorTime")
+    value = data.get("cursor_time") if isinstance(data, dict) else None
+    if type(value) is not int:
+        raise _parse_error(response, "GetCursorTime", "missing cursor_time")
+    return value
+
+
+def parse_empty(response: HttpResponse, operation: str) -> None:
+    """For calls whose success carries no body: raise on error, ignore any body."""
+    if response.status != 200:
+        raise error_from_response(response, operation)

@@ -1,0 +1,144 @@
+"""Frozen value classes for what SLS returns, and for fan-out targets and results.
+
+Fields are SLS's names in snake_case; a field whose wire name is not the mechanical camelCase
+of its own name says so in ``metadata["wire"]`` (read by :mod:`aiosls._serde`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Final
+
+import attrs
+
+if TYPE_CHECKING:
+    from .errors import SlsError
+
+__all__ = [
+    "CheckpointResult",
+    "CheckpointTarget",
+    "ConsumerGroup",
+    "Shard",
+    "ShardCheckpoint",
+    "epoch_to_datetime",
+]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch_to_datetime(value: int) -> datetime:
+    """An SLS ``updateTime`` (integer microseconds since the epoch) as an aware UTC datetime.
+
+    Every observed value is microseconds although the doc text says seconds (spec §4.1). As a
+    guard we read values below 1e11 as seconds and below 1e14 as milliseconds: a microsecond
+    value that small would predate 1973, which no checkpoint can.
+
+    :raises ValueError: the value is negative or beyond year 9999.
+    """
+    if value < 0:
+        raise ValueError(f"negative timestamp {value}")
+    if value < 100_000_000_000:
+        micros = value * 1_000_000
+    elif value < 100_000_000_000_000:
+        micros = value * 1_000
+    else:
+        micros = value
+    try:
+        return _EPOCH + timedelta(microseconds=micros)
+    except OverflowError as exc:
+        raise ValueError(f"timestamp {value} is out of range") from exc
+
+
+def _update_time(self: ShardCheckpoint) -> datetime:
+    return epoch_to_datetime(self.update_time_us)
+
+
+@attrs.frozen
+class ShardCheckpoint:
+    """The checkpoint a consumer group last committed for one shard (GetCheckPoint).
+
+    ``checkpoint == ""`` means nothing was ever committed for the shard.
+    """
+
+    shard: int
+    #: The committed cursor (opaque base64 text), or ``""`` if never committed.
+    checkpoint: str
+    #: Raw ``updateTime`` from the wire: microseconds since the Unix epoch.
+    update_time_us: int = attrs.field(metadata={"wire": "updateTime"})
+    #: The consumer that last held or committed the shard; may be ``""``.
+    consumer: str = ""
+    #: ``update_time_us`` as an aware UTC datetime.
+    update_time: datetime = attrs.field(
+        init=False, default=attrs.Factory(_update_time, takes_self=True), eq=False
+    )
+
+    @property
+    def committed(self) -> bool:
+        """True once a checkpoint was ever committed for this shard."""
+        return self.checkpoint != ""
+
+
+@attrs.frozen
+class ConsumerGroup:
+    """A consumer group as ListConsumerGroup returns it."""
+
+    name: str
+    #: Seconds without a heartbeat after which a consumer is dropped.
+    timeout: int
+    #: Whether shards are consumed in order (across splits and merges).
+    order: bool
+
+
+def _create_time(self: Shard) -> datetime:
+    return epoch_to_datetime(self.create_time_s)
+
+
+@attrs.frozen
+class Shard:
+    """A shard as ListShards returns it."""
+
+    shard_id: int = attrs.field(metadata={"wire": "shardID"})
+    #: ``readwrite`` or ``readonly``.
+    status: str
+    inclusive_begin_key: str
+    exclusive_end_key: str
+    #: Raw ``createTime``: seconds since the Unix epoch.
+    create_time_s: int = attrs.field(metadata={"wire": "createTime"})
+    create_time: datetime = attrs.field(
+        init=False, default=attrs.Factory(_create_time, takes_self=True), eq=False
+    )
+
+
+@attrs.frozen
+class CheckpointTarget:
+    """One GetCheckPoint to make in a fan-out; ``shard=None`` means every shard."""
+
+    project: str
+    logstore: str
+    consumer_group: str
+    shard: int | None = None
+
+    def __str__(self) -> str:
+        shard = "" if self.shard is None else f"#{self.shard}"
+        return f"{self.project}/{self.logstore}/{self.consumer_group}{shard}"
+
+
+@attrs.frozen(eq=False)
+class CheckpointResult:
+    """The outcome for one target: its checkpoints, or the error that target alone hit."""
+
+    target: CheckpointTarget
+    checkpoints: tuple[ShardCheckpoint, ...] | None = None
+    error: SlsError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the target's checkpoints were read."""
+        return self.error is None
+
+    def unwrap(self) -> tuple[ShardCheckpoint, ...]:
+        """The checkpoints, or raise this target's error."""
+        if self.error is not None:
+            raise self.error
+        assert self.checkpoints is not None
+        return self.checkpoints

@@ -1,0 +1,70 @@
+"""SLS naming rules (spec §11), checked before any request is built.
+
+A name that breaks a rule raises :class:`~aiosls.errors.ValidationError` naming the argument
+and the rule, so a typo never turns into a request for some other resource.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from .errors import ValidationError
+
+__all__ = [
+    "validate_consumer_group",
+    "validate_logstore",
+    "validate_project",
+    "validate_shard",
+]
+
+# Project: 3-63 of [a-z0-9-], starting and ending with a letter or digit [D].
+_PROJECT: Final = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+# Logstore: 3-63 of [a-z0-9_-], starting and ending with a letter or digit [D].
+_LOGSTORE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]")
+# Consumer group: charset and length are undocumented [U]; the java SDK (the only official one
+# that validates) uses ^[0-9a-zA-Z_-]{1,128}$, so we do too.
+_CONSUMER_GROUP: Final = re.compile(r"[0-9a-zA-Z_-]{1,128}")
+
+_PROJECT_RULE: Final = "3-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
+_LOGSTORE_RULE: Final = (
+    "3-63 characters of a-z, 0-9, '_' and '-', starting and ending with a letter or digit"
+)
+_CONSUMER_GROUP_RULE: Final = "1-128 characters of A-Z, a-z, 0-9, '_' and '-'"
+
+
+def _check(value: object, pattern: re.Pattern[str], argument: str, rule: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{argument} must be a str, not {type(value).__name__}", error_code="ParameterInvalid"
+        )
+    if pattern.fullmatch(value) is None:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise ValidationError(
+            f"invalid {argument} {shown!r}: must be {rule}", error_code="ParameterInvalid"
+        )
+    return value
+
+
+def validate_project(project: object) -> str:
+    """Return ``project`` if it is a valid SLS project name, else raise ``ValidationError``."""
+    return _check(project, _PROJECT, "project", _PROJECT_RULE)
+
+
+def validate_logstore(logstore: object) -> str:
+    """Return ``logstore`` if it is a valid logstore name, else raise ``ValidationError``."""
+    return _check(logstore, _LOGSTORE, "logstore", _LOGSTORE_RULE)
+
+
+def validate_consumer_group(consumer_group: object) -> str:
+    """Return ``consumer_group`` if it is a valid consumer-group name, else raise."""
+    return _check(consumer_group, _CONSUMER_GROUP, "consumer_group", _CONSUMER_GROUP_RULE)
+
+
+def validate_shard(shard: object, argument: str = "shard") -> int:
+    """Return ``shard`` if it is an int >= 0 (bool is refused), else raise ``ValidationError``."""
+    if isinstance(shard, bool) or not isinstance(shard, int) or shard < 0:
+        raise ValidationError(
+            f"invalid {argument} {shard!r}: must be an int >= 0", error_code="ParameterInvalid"
+        )
+    return shard

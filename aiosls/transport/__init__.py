@@ -1,0 +1,64 @@
+"""The byte-moving layer: request/response value types and the ``Transport`` protocol.
+
+A transport sends one already-signed :class:`HttpRequest` and returns the whole
+:class:`HttpResponse`. It never signs, retries or parses JSON; it only translates its
+backend's exceptions into :class:`aiosls.errors.TransportError` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+__all__ = ["HttpRequest", "HttpResponse", "Transport"]
+
+
+@attrs.frozen
+class HttpRequest:
+    """One request exactly as it goes on the wire.
+
+    ``url`` is absolute and already percent-encoded; transports must send it verbatim,
+    because the signature covers these exact path and query bytes. Header names are
+    lower-case. ``body`` is the exact payload (``b""`` for none).
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    #: SLS operation name, for logs and errors (never sent).
+    operation: str = attrs.field(default="", kw_only=True)
+
+
+@attrs.frozen
+class HttpResponse:
+    """A whole response: status, lower-cased headers, and the body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    @property
+    def request_id(self) -> str | None:
+        """The SLS request id (``x-log-requestid``), if the server sent one."""
+        return self.headers.get("x-log-requestid")
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Moves one request to the server and its response back."""
+
+    async def send(self, request: HttpRequest, *, timeout: float | None = None) -> HttpResponse:
+        """Send ``request``; ``timeout`` bounds this attempt's read (seconds), if given.
+
+        :raises aiosls.ConnectError: the request never reached the server.
+        :raises aiosls.ReadTimeout: no complete response within the timeout.
+        :raises aiosls.TransportError: the connection failed mid-exchange.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections. Idempotent."""
+        ...

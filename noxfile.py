@@ -1,0 +1,49 @@
+"""Developer tasks. ``python3 -m nox`` runs tests, lint and typecheck (the README's test command)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+
+# The official SDKs are test-only peers: independent clients of our emulator, never runtime deps.
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-asyncio>=0.24",
+    "pytest-cov>=5",
+    "hypothesis>=6.100",
+    "aliyun-log-python-sdk>=0.9.50",
+    "alibabacloud-sls20201230>=5.0",
+    "psutil>=5.9",
+]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole pytest suite, warnings as errors, with coverage of the pure core."""
+    session.install("-e", ".[orjson]", *TEST_DEPS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[orjson]", "mypy>=1.11")
+    session.run("mypy", "--strict", "aiosls")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (not tests): fan-out vs bare aiohttp, emulator throughput, structuring."""
+    session.install("-e", ".[orjson]", "psutil>=5.9")
+    session.run("python", "benchmarks/fanout.py", *session.posargs)
