@@ -25,14 +25,28 @@ from .errors import (
     TransportError,
     ValidationError,
 )
+from .fanout import CheckpointStream
 from .models import CheckpointResult, CheckpointTarget, ConsumerGroup, Shard, ShardCheckpoint
+from .retry import DEFAULT_RETRY, NO_RETRY, UPDATE_CHECKPOINT_RETRY, Backoff, RetryPolicy
+from .service import CheckpointService
+from .timeouts import Timeouts
+from .transport import HttpRequest, HttpResponse, Transport
+from .transport.aiohttp import AiohttpTransport
+from .transport.memory import InMemoryTransport
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_RETRY",
+    "NO_RETRY",
+    "UPDATE_CHECKPOINT_RETRY",
+    "AiohttpTransport",
     "AlreadyExistsError",
     "AuthError",
+    "Backoff",
     "CheckpointResult",
+    "CheckpointService",
+    "CheckpointStream",
     "CheckpointTarget",
     "ClientError",
     "ClockSkewError",
@@ -41,9 +55,13 @@ __all__ = [
     "Credentials",
     "CredentialsProvider",
     "EnvironmentCredentialsProvider",
+    "HttpRequest",
+    "HttpResponse",
+    "InMemoryTransport",
     "NotFoundError",
     "ReadTimeout",
     "RefreshingCredentialsProvider",
+    "RetryPolicy",
     "ResponseParseError",
     "ServiceClosedError",
     "Shard",
@@ -51,7 +69,9 @@ __all__ = [
     "SlsError",
     "StaticCredentialsProvider",
     "ThrottlingError",
+    "Timeouts",
     "TransientError",
+    "Transport",
     "TransportError",
     "ValidationError",
     "__version__",

@@ -65,24 +65,31 @@ def _json_body(value: Any) -> bytes:
 # --- builders -------------------------------------------------------------------------------------
 
 
-def get_checkpoint(
-    project: str, logstore: str, consumer_group: str, shard: int | None = None
-) -> Operation:
+def get_checkpoint(project: str, logstore: str, consumer_group: str, shard: int | None = None) -> Operation:
     """GetCheckPoint: every shard's checkpoint, or one shard's (``[]`` if it does not exist)."""
     names.validate_project(project)
     names.validate_logstore(logstore)
     names.validate_consumer_group(consumer_group)
     params = {} if shard is None else {"shard": str(names.validate_shard(shard))}
     return Operation(
-        "GetCheckPoint", "GET", project,
-        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}", params,
+        "GetCheckPoint",
+        "GET",
+        project,
+        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        params,
         logstore=logstore,
     )
 
 
 def update_checkpoint(
-    project: str, logstore: str, consumer_group: str, shard: int, checkpoint: str,
-    *, consumer: str = "", force_success: bool = True,
+    project: str,
+    logstore: str,
+    consumer_group: str,
+    shard: int,
+    checkpoint: str,
+    *,
+    consumer: str = "",
+    force_success: bool = True,
 ) -> Operation:
     """ConsumerGroupUpdateCheckPoint. ``forceSuccess`` goes out lower-case (``true``/``false``)."""
     names.validate_project(project)
@@ -90,17 +97,18 @@ def update_checkpoint(
     names.validate_consumer_group(consumer_group)
     names.validate_shard(shard)
     if not isinstance(checkpoint, str) or not checkpoint:
-        raise ValidationError(
-            "checkpoint must be a non-empty cursor string", error_code="ParameterInvalid"
-        )
+        raise ValidationError("checkpoint must be a non-empty cursor string", error_code="ParameterInvalid")
     _check_consumer(consumer)
     return Operation(
-        "ConsumerGroupUpdateCheckPoint", "POST", project,
+        "ConsumerGroupUpdateCheckPoint",
+        "POST",
+        project,
         f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
         {"type": "checkpoint", "consumer": consumer, "forceSuccess": "true" if force_success else "false"},
         _json_body({"shard": shard, "checkpoint": checkpoint}),
         # Setting the same value twice is harmless; the retry policy keeps retries prompt.
-        idempotent=True, logstore=logstore,
+        idempotent=True,
+        logstore=logstore,
     )
 
 
@@ -124,9 +132,13 @@ def heartbeat(
         raise ValidationError("consumer must not be empty", error_code="ParameterInvalid")
     held = [names.validate_shard(s, "shards[]") for s in shards]
     return Operation(
-        "ConsumerGroupHeartBeat", "POST", project,
+        "ConsumerGroupHeartBeat",
+        "POST",
+        project,
         f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
-        {"type": "heartbeat", "consumer": consumer}, _json_body(held), logstore=logstore,
+        {"type": "heartbeat", "consumer": consumer},
+        _json_body(held),
+        logstore=logstore,
     )
 
 
@@ -148,14 +160,23 @@ def create_consumer_group(
     names.validate_consumer_group(consumer_group)
     body = {"consumerGroup": consumer_group, "timeout": _check_timeout(timeout), "order": bool(order)}
     return Operation(
-        "CreateConsumerGroup", "POST", project, f"/logstores/{_seg(logstore)}/consumergroups",
-        body=_json_body(body), idempotent=False, logstore=logstore,
+        "CreateConsumerGroup",
+        "POST",
+        project,
+        f"/logstores/{_seg(logstore)}/consumergroups",
+        body=_json_body(body),
+        idempotent=False,
+        logstore=logstore,
     )
 
 
 def update_consumer_group(
-    project: str, logstore: str, consumer_group: str, *,
-    timeout: int | None = None, order: bool | None = None,
+    project: str,
+    logstore: str,
+    consumer_group: str,
+    *,
+    timeout: int | None = None,
+    order: bool | None = None,
 ) -> Operation:
     """UpdateConsumerGroup: change ``timeout`` and/or ``order``."""
     names.validate_project(project)
@@ -169,9 +190,12 @@ def update_consumer_group(
     if not body:
         raise ValidationError("give timeout and/or order to update", error_code="ParameterInvalid")
     return Operation(
-        "UpdateConsumerGroup", "PUT", project,
+        "UpdateConsumerGroup",
+        "PUT",
+        project,
         f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
-        body=_json_body(body), logstore=logstore,
+        body=_json_body(body),
+        logstore=logstore,
     )
 
 
@@ -181,8 +205,11 @@ def delete_consumer_group(project: str, logstore: str, consumer_group: str) -> O
     names.validate_logstore(logstore)
     names.validate_consumer_group(consumer_group)
     return Operation(
-        "DeleteConsumerGroup", "DELETE", project,
-        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}", logstore=logstore,
+        "DeleteConsumerGroup",
+        "DELETE",
+        project,
+        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        logstore=logstore,
     )
 
 
@@ -191,7 +218,10 @@ def list_consumer_groups(project: str, logstore: str) -> Operation:
     names.validate_project(project)
     names.validate_logstore(logstore)
     return Operation(
-        "ListConsumerGroup", "GET", project, f"/logstores/{_seg(logstore)}/consumergroups",
+        "ListConsumerGroup",
+        "GET",
+        project,
+        f"/logstores/{_seg(logstore)}/consumergroups",
         logstore=logstore,
     )
 
@@ -227,16 +257,18 @@ def get_cursor(project: str, logstore: str, shard: int, from_: str | int) -> Ope
     names.validate_project(project)
     names.validate_logstore(logstore)
     names.validate_shard(shard)
-    if isinstance(from_, bool) or not (
-        from_ in ("begin", "end") or (isinstance(from_, int) and from_ >= 0)
-    ):
+    if isinstance(from_, bool) or not (from_ in ("begin", "end") or (isinstance(from_, int) and from_ >= 0)):
         raise ValidationError(
             f"invalid from_ {from_!r}: must be 'begin', 'end' or unix seconds >= 0",
             error_code="ParameterInvalid",
         )
     return Operation(
-        "GetCursor", "GET", project, f"/logstores/{_seg(logstore)}/shards/{shard}",
-        {"type": "cursor", "from": str(from_)}, logstore=logstore,
+        "GetCursor",
+        "GET",
+        project,
+        f"/logstores/{_seg(logstore)}/shards/{shard}",
+        {"type": "cursor", "from": str(from_)},
+        logstore=logstore,
     )
 
 
@@ -248,8 +280,12 @@ def get_cursor_time(project: str, logstore: str, shard: int, cursor: str) -> Ope
     if not isinstance(cursor, str) or not cursor:
         raise ValidationError("cursor must be a non-empty string", error_code="ParameterInvalid")
     return Operation(
-        "GetCursorTime", "GET", project, f"/logstores/{_seg(logstore)}/shards/{shard}",
-        {"type": "cursor_time", "cursor": cursor}, logstore=logstore,
+        "GetCursorTime",
+        "GET",
+        project,
+        f"/logstores/{_seg(logstore)}/shards/{shard}",
+        {"type": "cursor_time", "cursor": cursor},
+        logstore=logstore,
     )
 
 
@@ -268,7 +304,12 @@ def create_logstore(project: str, logstore: str, *, shard_count: int = 2, ttl: i
         raise ValidationError("shard_count must be 1..256", error_code="ParameterInvalid")
     body = {"logstoreName": logstore, "shardCount": shard_count, "ttl": ttl}
     return Operation(
-        "CreateLogStore", "POST", project, "/logstores", body=_json_body(body), idempotent=False,
+        "CreateLogStore",
+        "POST",
+        project,
+        "/logstores",
+        body=_json_body(body),
+        idempotent=False,
         logstore=logstore,
     )
 
@@ -348,7 +389,9 @@ def error_from_response(response: HttpResponse, operation: str = "") -> SlsError
 def _parse_error(response: HttpResponse, operation: str, why: str) -> ResponseParseError:
     return ResponseParseError(
         f"{operation}: unexpected response body ({why}): {_excerpt(response.body)!r}",
-        error_code="BadResponse", status=response.status, request_id=response.request_id,
+        error_code="BadResponse",
+        status=response.status,
+        request_id=response.request_id,
     )
 
 
@@ -408,11 +451,7 @@ def parse_logstores_page(response: HttpResponse) -> tuple[list[str], int]:
     if not isinstance(data, dict):
         raise _parse_error(response, "ListLogStores", "expected a JSON object")
     stores, total = data.get("logstores"), data.get("total")
-    if (
-        not isinstance(stores, list)
-        or not all(isinstance(s, str) for s in stores)
-        or type(total) is not int
-    ):
+    if not isinstance(stores, list) or not all(isinstance(s, str) for s in stores) or type(total) is not int:
         raise _parse_error(response, "ListLogStores", "missing or mistyped logstores/total")
     return list(stores), total
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 import cattrs
@@ -62,11 +62,9 @@ def make_converter(*, forbid_extra_keys: bool = False) -> cattrs.Converter:
         conv.register_structure_hook(kind, _strict(kind, name))
 
     def structure_factory(cls: type) -> Callable[[Any, type], Any]:
-        overrides = {
-            a.name: override(rename=_wire_name(a)) for a in attrs.fields(cls) if a.init
-        }
+        overrides = {a.name: override(rename=_wire_name(a)) for a in attrs.fields(cls) if a.init}
         return make_dict_structure_fn(
-            cls, conv, _cattrs_forbid_extra_keys=forbid_extra_keys, **overrides
+            cls, conv, _cattrs_forbid_extra_keys=forbid_extra_keys, **cast(dict[str, Any], overrides)
         )
 
     def unstructure_factory(cls: type) -> Callable[[Any], Any]:
@@ -74,7 +72,7 @@ def make_converter(*, forbid_extra_keys: bool = False) -> cattrs.Converter:
             a.name: override(rename=_wire_name(a)) if a.init else override(omit=True)
             for a in attrs.fields(cls)
         }
-        return make_dict_unstructure_fn(cls, conv, **overrides)
+        return make_dict_unstructure_fn(cls, conv, **cast(dict[str, Any], overrides))
 
     conv.register_structure_hook_factory(attrs.has, structure_factory)
     conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -33,7 +33,7 @@ ENV_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @attrs.frozen(repr=False)
@@ -180,7 +180,7 @@ class RefreshingCredentialsProvider:
                 fresh = await self._fetch()
             except Exception as exc:
                 mandatory = current is None or current.expires_within(self._mandatory, now)
-                if required or mandatory:
+                if required or mandatory or current is None:
                     raise
                 logger.warning(
                     "credential refresh failed (%s); keeping the current token until it is due",

@@ -10,7 +10,7 @@ The class tells a caller what to do; the attributes tell support what happened::
     │       └── ReadTimeout        the request may have landed: retried for idempotent operations only
     ├── ClientError                any other 4xx: never retried
     │   ├── AuthError              401, SignatureNotMatch, Unauthorized, InvalidAccessKeyId, expired token
-    │   ├── NotFoundError          ProjectNotExist, LogStoreNotExist, ConsumerGroupNotExist, ShardNotExist, ...
+    │   ├── NotFoundError          ProjectNotExist, LogStoreNotExist, ConsumerGroupNotExist, ...
     │   ├── AlreadyExistsError     ConsumerGroupAlreadyExist, ProjectAlreadyExist, LogStoreAlreadyExist
     │   ├── ClockSkewError         RequestTimeExpired: the local clock is more than 15 minutes off
     │   └── ValidationError        (also ValueError) rejected locally, before any byte was sent

@@ -6,7 +6,7 @@ of its own name says so in ``metadata["wire"]`` (read by :mod:`aiosls._serde`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -23,7 +23,7 @@ __all__ = [
     "epoch_to_datetime",
 ]
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def epoch_to_datetime(value: int) -> datetime:

@@ -27,9 +27,7 @@ _LOGSTORE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]")
 _CONSUMER_GROUP: Final = re.compile(r"[0-9a-zA-Z_-]{1,128}")
 
 _PROJECT_RULE: Final = "3-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
-_LOGSTORE_RULE: Final = (
-    "3-63 characters of a-z, 0-9, '_' and '-', starting and ending with a letter or digit"
-)
+_LOGSTORE_RULE: Final = "3-63 characters of a-z, 0-9, '_' and '-', starting and ending with a letter or digit"
 _CONSUMER_GROUP_RULE: Final = "1-128 characters of A-Z, a-z, 0-9, '_' and '-'"
 
 
@@ -40,9 +38,7 @@ def _check(value: object, pattern: re.Pattern[str], argument: str, rule: str) ->
         )
     if pattern.fullmatch(value) is None:
         shown = value if len(value) <= 80 else value[:77] + "..."
-        raise ValidationError(
-            f"invalid {argument} {shown!r}: must be {rule}", error_code="ParameterInvalid"
-        )
+        raise ValidationError(f"invalid {argument} {shown!r}: must be {rule}", error_code="ParameterInvalid")
     return value
 
 

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping, MutableMapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Final, Literal
 from urllib.parse import quote
@@ -54,7 +54,7 @@ _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
 def _utc(now: datetime) -> datetime:
     if now.tzinfo is None:
         raise ValueError("signing needs an aware datetime (UTC), not a naive one")
-    return now.astimezone(timezone.utc)
+    return now.astimezone(UTC)
 
 
 def http_date(now: datetime) -> str:
@@ -88,15 +88,11 @@ def content_sha256(body: bytes) -> str:
 def _v1_header_included(name: str) -> bool:
     # x-log-date is excluded: the py SDK sends it *after* signing, so it is never signed in V1.
     return (
-        (name.startswith("x-log-") or name.startswith("x-acs-"))
-        and name != "x-log-date"
-        and not name.startswith("x-log-meta-")
+        name.startswith(("x-log-", "x-acs-")) and name != "x-log-date" and not name.startswith("x-log-meta-")
     )
 
 
-def v1_string_to_sign(
-    method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str]
-) -> str:
+def v1_string_to_sign(method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str]) -> str:
     """The V1 string-to-sign (§6). ``params`` holds *decoded* values; ``path`` is as sent."""
     lower = {k.lower(): v for k, v in headers.items()}
     canonical_headers = "".join(
@@ -153,15 +149,13 @@ def _v4_header_included(name: str) -> bool:
     return (
         name == "host"
         or name == "content-type"
-        or ((name.startswith("x-log-") or name.startswith("x-acs-")) and not name.startswith("x-log-meta-"))
+        or (name.startswith(("x-log-", "x-acs-")) and not name.startswith("x-log-meta-"))
     )
 
 
 def v4_canonical_query(params: Mapping[str, str]) -> str:
     """Keys sorted, values RFC 3986-encoded (only ``A-Za-z0-9-_.~`` kept); ``key`` alone if empty."""
-    return "&".join(
-        f"{k}={quote(v, safe='-_.~')}" if v else k for k, v in sorted(params.items())
-    )
+    return "&".join(f"{k}={quote(v, safe='-_.~')}" if v else k for k, v in sorted(params.items()))
 
 
 def v4_canonical_request(

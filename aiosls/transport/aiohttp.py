@@ -1,0 +1,165 @@
+"""``AiohttpTransport``: one pooled, keep-alive ``aiohttp.ClientSession`` per service.
+
+It sends the request's already-encoded URL verbatim (``yarl.URL(..., encoded=True)``) and
+suppresses aiohttp's automatic ``Content-Type``: either would change the bytes the signature
+covers (spec §5). A session passed in is borrowed and never closed here; one we create is
+ours, created inside the running loop on first use, and closed by :meth:`aclose`.
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+import warnings
+from typing import Any, Final
+
+import aiohttp
+from yarl import URL
+
+from ..errors import ConnectError, ReadTimeout, ResponseParseError, ServiceClosedError, TransportError
+from . import HttpRequest, HttpResponse
+
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport"]
+
+#: GetCheckPoint for a 512-shard logstore is ~70 KiB; anything near this is not SLS talking.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+_SKIP_AUTO_HEADERS: Final = frozenset({"Content-Type"})
+
+
+class AiohttpTransport:
+    """Sends requests over a pooled aiohttp session.
+
+    :param session: a session to borrow (never closed by us). Its own settings apply.
+    :param ssl_context: a custom TLS context; by default certificates are always verified.
+    :param connect_timeout: seconds to establish a connection (TCP + TLS).
+    :param read_timeout: default seconds to wait for response bytes (per attempt).
+    :param max_connections: connection pool size (0 = unlimited).
+    :param max_response_bytes: larger bodies raise :class:`ResponseParseError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_connections: int = 100,
+        keepalive_timeout: float = 30.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self._session = session
+        self._owns_session = session is None
+        # True = verify with the default CA store; a caller's context is used as given.
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        # A borrowed session has its own connector; a caller's TLS context then goes per request.
+        self._request_ssl: ssl.SSLContext | bool = True
+        if session is not None and ssl_context is not None:
+            self._request_ssl = ssl_context
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_connections = max_connections
+        self._keepalive_timeout = keepalive_timeout
+        self._max_response_bytes = max_response_bytes
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        self._closed = False
+
+    def _session_for_send(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ServiceClosedError("transport is closed")
+        if self._session is None:
+            # Created lazily so it binds to the running loop, never in __init__.
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                keepalive_timeout=self._keepalive_timeout,
+                ttl_dns_cache=300,
+                ssl=self._ssl,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=True,
+                trust_env=False,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    def _timeout(self, read: float | None) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(read)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                connect=self._connect_timeout,
+                sock_read=read if read is not None else self._read_timeout,
+            )
+            self._timeouts[read] = timeout
+        return timeout
+
+    async def send(self, request: HttpRequest, *, timeout: float | None = None) -> HttpResponse:
+        """Send one request; see :class:`aiosls.transport.Transport`."""
+        session = self._session_for_send()
+        try:
+            async with session.request(
+                request.method,
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                data=request.body or None,
+                skip_auto_headers=_SKIP_AUTO_HEADERS,
+                allow_redirects=False,
+                timeout=self._timeout(timeout),
+                ssl=self._request_ssl,
+            ) as resp:
+                length = resp.content_length
+                if length is not None and length > self._max_response_bytes:
+                    raise self._too_large(request, resp, f"Content-Length {length}")
+                if length is not None:
+                    body = await resp.read()
+                else:
+                    body = await self._read_capped(request, resp)
+                return HttpResponse(resp.status, resp.headers, body)
+        except (ConnectionRefusedError, aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise ConnectError(f"{request.operation or request.method}: cannot connect: {exc}") from exc
+        except (TimeoutError, aiohttp.SocketTimeoutError) as exc:
+            raise ReadTimeout(
+                f"{request.operation or request.method}: no response within the read timeout"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            # Reset, disconnect, truncated body: the request may have been applied.
+            raise TransportError(
+                f"{request.operation or request.method}: connection failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def _read_capped(self, request: HttpRequest, resp: aiohttp.ClientResponse) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > self._max_response_bytes:
+                raise self._too_large(request, resp, f"more than {self._max_response_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, request: HttpRequest, resp: aiohttp.ClientResponse, what: str) -> ResponseParseError:
+        return ResponseParseError(
+            f"{request.operation or request.method}: response body too large ({what}; "
+            f"limit {self._max_response_bytes})",
+            error_code="ResponseTooLarge",
+            status=resp.status,
+            request_id=resp.headers.get("x-log-requestid"),
+        )
+
+    async def aclose(self) -> None:
+        """Close the session if we created it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if not self._closed and self._owns_session and self._session is not None and not sys.is_finalizing():
+            _warn(f"unclosed {self!r}: use 'async with' or await aclose()", ResourceWarning, source=self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<AiohttpTransport {state}>"
