@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import weakref
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -57,11 +56,96 @@ class _ProjectLimiter:
         self._project.release()
 
 
+class _Pool:
+    """The worker side of a stream. It never references the stream itself, so a consumer that
+    drops the stream (``break`` out of ``async for``) lets it be collected, which cancels us."""
+
+    def __init__(
+        self,
+        service: CheckpointService,
+        targets: Iterable[CheckpointTarget] | AsyncIterable[CheckpointTarget],
+        concurrency: int,
+        per_project_concurrency: int | None,
+        retry: RetryPolicy | None,
+    ) -> None:
+        self.get_one = service._get_for_target
+        self.retry = retry
+        self.sync_source: Iterator[CheckpointTarget] | None = None
+        self.async_source: AsyncIterator[CheckpointTarget] | None = None
+        if isinstance(targets, AsyncIterable):
+            self.async_source = aiter(targets)
+        else:
+            self.sync_source = iter(targets)
+        self.source_lock = asyncio.Lock()
+        self.per_project = per_project_concurrency
+        self.in_flight = asyncio.Semaphore(concurrency)
+        self.project_slots: dict[str, _ProjectLimiter] = {}
+        self.size = 2 * concurrency
+        self.slots = asyncio.Semaphore(self.size)
+        self.queue: asyncio.Queue[CheckpointResult | _WorkerDone] = asyncio.Queue()
+        self.workers: set[asyncio.Task[None]] = set()
+
+    def limit(self, project: str) -> AbstractAsyncContextManager[object]:
+        if self.per_project is None:
+            return self.in_flight
+        limiter = self.project_slots.get(project)
+        if limiter is None:
+            limiter = _ProjectLimiter(asyncio.Semaphore(self.per_project), self.in_flight)
+            self.project_slots[project] = limiter
+        return limiter
+
+    def start(self) -> None:
+        for _ in range(self.size):
+            task = asyncio.create_task(self.work())
+            self.workers.add(task)
+            task.add_done_callback(self.on_done)
+
+    def on_done(self, task: asyncio.Task[None]) -> None:
+        self.queue.put_nowait(_WorkerDone(task))
+
+    async def next_target(self) -> CheckpointTarget | None:
+        if self.sync_source is not None:
+            return next(self.sync_source, None)
+        assert self.async_source is not None
+        async with self.source_lock:
+            try:
+                return await anext(self.async_source)
+            except StopAsyncIteration:
+                return None
+
+    async def work(self) -> None:
+        while True:
+            await self.slots.acquire()
+            target = await self.next_target()
+            if target is None:
+                self.slots.release()
+                return
+            if not isinstance(target, CheckpointTarget):
+                raise TypeError(f"fan-out targets must be CheckpointTarget, not {type(target).__name__}")
+            self.queue.put_nowait(await self.get_one(target, self.limit, self.retry))
+
+    def cancel(self) -> None:
+        for task in self.workers:
+            task.cancel()
+
+    async def close(self) -> None:
+        workers = list(self.workers)
+        self.cancel()
+        if workers:
+            await asyncio.gather(*workers, return_exceptions=True)
+        self.workers.clear()
+        if self.async_source is not None and hasattr(self.async_source, "aclose"):
+            await self.async_source.aclose()
+        elif self.sync_source is not None and hasattr(self.sync_source, "close"):
+            self.sync_source.close()
+
+
 class CheckpointStream(AsyncIterator[CheckpointResult]):
     """The async iterator returned by :meth:`CheckpointService.get_checkpoints_many`.
 
     Use it in ``async for``; leaving the loop early cancels the remaining work. For prompt,
-    deterministic cleanup (no task left even for a moment), also use it as a context manager::
+    deterministic cleanup (every worker finished when the block ends), also use it as a
+    context manager::
 
         async with svc.get_checkpoints_many(targets) as results:
             async for result in results:
@@ -76,79 +160,17 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
         concurrency: int,
         per_project_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
-        extra_results: deque[CheckpointResult] | list[CheckpointResult] | None = None,
+        extra_results: deque[CheckpointResult] | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
         if per_project_concurrency is not None and per_project_concurrency < 1:
             raise ValueError("per_project_concurrency must be >= 1 or None")
-        self._service = service
-        self._retry = retry
-        self._sync_source: Iterator[CheckpointTarget] | None = None
-        self._async_source: AsyncIterator[CheckpointTarget] | None = None
-        if isinstance(targets, AsyncIterable):
-            self._async_source = aiter(targets)
-        else:
-            self._sync_source = iter(targets)
-        self._source_lock = asyncio.Lock()
-        self._concurrency = concurrency
-        self._per_project = per_project_concurrency
-        self._in_flight = asyncio.Semaphore(concurrency)
-        self._project_slots: dict[str, _ProjectLimiter] = {}
-        self._n_workers = 2 * concurrency
-        self._slots = asyncio.Semaphore(self._n_workers)
-        self._queue: asyncio.Queue[CheckpointResult | _WorkerDone] = asyncio.Queue()
-        self._workers: set[asyncio.Task[None]] = set()
+        self._pool = _Pool(service, targets, concurrency, per_project_concurrency, retry)
         self._live = 0
         self._started = False
         self._closed = False
-        self._extra = extra_results if extra_results is not None else []
-
-    # --- limits -------------------------------------------------------------------------------
-
-    def _limit(self, project: str) -> AbstractAsyncContextManager[object]:
-        if self._per_project is None:
-            return self._in_flight
-        limiter = self._project_slots.get(project)
-        if limiter is None:
-            limiter = _ProjectLimiter(asyncio.Semaphore(self._per_project), self._in_flight)
-            self._project_slots[project] = limiter
-        return limiter
-
-    # --- workers ------------------------------------------------------------------------------
-
-    def _start(self) -> None:
-        self._started = True
-        self._live = self._n_workers
-        on_done = _make_on_done(weakref.ref(self))
-        for _ in range(self._n_workers):
-            task = asyncio.create_task(self._work())
-            self._workers.add(task)
-            task.add_done_callback(on_done)
-
-    async def _next_target(self) -> CheckpointTarget | None:
-        if self._sync_source is not None:
-            return next(self._sync_source, None)
-        assert self._async_source is not None
-        async with self._source_lock:
-            try:
-                return await anext(self._async_source)
-            except StopAsyncIteration:
-                return None
-
-    async def _work(self) -> None:
-        get_one = self._service._get_for_target
-        while True:
-            await self._slots.acquire()
-            target = await self._next_target()
-            if target is None:
-                self._slots.release()
-                return
-            if not isinstance(target, CheckpointTarget):
-                raise TypeError(f"fan-out targets must be CheckpointTarget, not {type(target).__name__}")
-            self._queue.put_nowait(await get_one(target, self._limit, self._retry))
-
-    # --- consumer side ------------------------------------------------------------------------
+        self._extra: deque[CheckpointResult] = extra_results if extra_results is not None else deque()
 
     def __aiter__(self) -> Self:
         return self
@@ -156,54 +178,39 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
     async def __anext__(self) -> CheckpointResult:
         if self._closed:
             raise StopAsyncIteration
+        pool = self._pool
         if not self._started:
-            self._start()
+            self._started = True
+            self._live = pool.size
+            pool.start()
         while True:
             if self._extra:
-                return self._pop_extra()
-            if self._live == 0 and self._queue.empty():
+                return self._extra.popleft()
+            if self._live == 0 and pool.queue.empty():
                 await self.aclose()
                 raise StopAsyncIteration
             try:
-                item = await self._queue.get()
+                item = await pool.queue.get()
             except BaseException:
                 # Our consumer was cancelled: stop every worker now, not at garbage collection.
-                self._cancel_workers()
+                pool.cancel()
                 raise
             if isinstance(item, _WorkerDone):
                 self._live -= 1
-                self._workers.discard(item.task)
+                pool.workers.discard(item.task)
                 if not item.task.cancelled() and (exc := item.task.exception()) is not None:
                     await self.aclose()
-                    raise exc  # a bug (or a non-SlsError) in one target stops the fan-out
+                    raise exc  # a bug (not an SlsError) in one target stops the whole fan-out
                 continue
-            self._slots.release()
+            pool.slots.release()
             return item
-
-    def _pop_extra(self) -> CheckpointResult:
-        if isinstance(self._extra, deque):
-            return self._extra.popleft()
-        return self._extra.pop(0)
-
-    def _cancel_workers(self) -> None:
-        for task in self._workers:
-            task.cancel()
 
     async def aclose(self) -> None:
         """Cancel whatever is still in flight and wait for it to finish. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        workers = list(self._workers)
-        self._cancel_workers()
-        if workers:
-            await asyncio.gather(*workers, return_exceptions=True)
-        self._workers.clear()
-        source = self._async_source
-        if source is not None and hasattr(source, "aclose"):
-            await source.aclose()
-        elif self._sync_source is not None and hasattr(self._sync_source, "close"):
-            self._sync_source.close()
+        await self._pool.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -215,21 +222,9 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
 
     def __del__(self) -> None:
         # A consumer that broke out of ``async for`` drops us: cancel the workers right away.
-        for task in getattr(self, "_workers", ()):
-            task.cancel()
-
-
-def _make_on_done(ref: weakref.ref[CheckpointStream]) -> Callable[[asyncio.Task[None]], None]:
-    # A weak reference, so that workers do not keep an abandoned stream alive.
-    def on_done(task: asyncio.Task[None]) -> None:
-        stream = ref()
-        if stream is None:
-            if not task.cancelled():
-                task.exception()  # retrieved: an abandoned stream's error is not "never retrieved"
-            return
-        stream._queue.put_nowait(_WorkerDone(task))
-
-    return on_done
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.cancel()
 
 
 # --- discovery ------------------------------------------------------------------------------------

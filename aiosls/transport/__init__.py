@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = ["HttpRequest", "HttpResponse", "Transport"]
 
@@ -32,12 +33,19 @@ class HttpRequest:
     operation: str = attrs.field(default="", kw_only=True)
 
 
+def _lower_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
+    # aiohttp's headers are already case-insensitive; anything else is lower-cased once here.
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+        return headers
+    return {k.lower(): v for k, v in headers.items()}
+
+
 @attrs.frozen
 class HttpResponse:
-    """A whole response: status, lower-cased headers, and the body bytes."""
+    """A whole response: status, headers (look them up by lower-case name), and the body bytes."""
 
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = attrs.field(converter=_lower_headers)
     body: bytes = b""
 
     @property
