@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from aliyun.log import LogClient, LogException
 from aliyun.log.auth import AUTH_VERSION_1, AUTH_VERSION_4
+from darabonba.exceptions import ResponseException
 
 from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Emulator
 
@@ -130,9 +131,9 @@ async def test_tea_async_sdk_round_trip(emulator_localhost_dns, version) -> None
 async def test_tea_async_sdk_wrong_secret(emulator_localhost_dns, version) -> None:
     async with Emulator() as emu:
         client = _tea(emu.port, version, secret="wrong-secret")
-        with pytest.raises(Exception) as info:
+        with pytest.raises(ResponseException) as info:
             await client.create_project_async(
                 tea_models.CreateProjectRequest(project_name="nope", description="")
             )
-        assert getattr(info.value, "code", None) == "SignatureNotMatch"
+        assert info.value.code == "SignatureNotMatch"
         assert emu.state.projects == {}
