@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from aliyun.log import LogClient, LogException
 from aliyun.log.auth import AUTH_VERSION_1, AUTH_VERSION_4
-from darabonba.exceptions import ResponseException
+from darabonba.exceptions import UnretryableException
 
 from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Emulator
 
@@ -131,9 +131,11 @@ async def test_tea_async_sdk_round_trip(emulator_localhost_dns, version) -> None
 async def test_tea_async_sdk_wrong_secret(emulator_localhost_dns, version) -> None:
     async with Emulator() as emu:
         client = _tea(emu.port, version, secret="wrong-secret")
-        with pytest.raises(ResponseException) as info:
+        with pytest.raises(UnretryableException) as info:
             await client.create_project_async(
                 tea_models.CreateProjectRequest(project_name="nope", description="")
             )
-        assert info.value.code == "SignatureNotMatch"
+        # The SDK wraps the typed error (code, status) in UnretryableException.inner_exception.
+        inner = info.value.inner_exception
+        assert (inner.code, inner.data["httpCode"]) == ("SignatureNotMatch", 401)
         assert emu.state.projects == {}
