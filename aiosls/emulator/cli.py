@@ -1,0 +1,132 @@
+"""``aiosls emulator``: run the emulator in the foreground until SIGINT/SIGTERM.
+
+The first stdout line is exactly ``aiosls emulator listening on http://HOST:PORT`` (flushed at
+once) so scripts can start it with ``--port 0`` and read the port. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from .faults import FaultConfig
+from .seed import SeedError
+from .server import DEMO_ACCESS_KEY_ID, Emulator
+
+__all__ = ["add_arguments", "main", "run"]
+
+
+def _access_key(text: str) -> tuple[str, str]:
+    key_id, sep, secret = text.partition(":")
+    if not sep or not key_id or not secret:
+        raise argparse.ArgumentTypeError("expected ID:SECRET")
+    return key_id, secret
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("a rate must be in 0..1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the emulator's options to ``parser`` (used by ``aiosls emulator`` and ``-m``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--access-key",
+        action="append",
+        type=_access_key,
+        default=[],
+        metavar="ID:SECRET",
+        help="accepted access key (repeatable); default: the well-known demo key",
+    )
+    parser.add_argument("--seed", metavar="FILE", help="seed JSON file (projects, logstores, groups)")
+    parser.add_argument(
+        "--throttle-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="share of requests answered 403 ReadQuotaExceed",
+    )
+    parser.add_argument(
+        "--error-rate", type=_rate, default=0.0, metavar="R", help="share answered 500, 503 or an HTML 502"
+    )
+    parser.add_argument(
+        "--reset-rate",
+        type=_rate,
+        default=0.0,
+        metavar="R",
+        help="share whose connection is reset (before or mid response)",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="latency added to every request"
+    )
+    parser.add_argument("--fault-seed", type=int, default=0, metavar="N", help="fault RNG seed")
+    parser.add_argument("--no-verify", action="store_true", help="accept unsigned requests")
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    keys = dict(args.access_key) or None
+    emulator = Emulator(
+        access_keys=keys,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+        faults=FaultConfig(args.throttle_rate, args.error_rate, args.reset_rate, args.latency_ms),
+        fault_seed=args.fault_seed,
+        verify_signatures=not args.no_verify,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with emulator:
+        print(f"aiosls emulator listening on {emulator.endpoint}", flush=True)
+        if keys is None:
+            print(
+                f"aiosls emulator: no --access-key given; accepting the demo key {DEMO_ACCESS_KEY_ID} "
+                "(see aiosls.emulator.DEMO_ACCESS_KEY_SECRET)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(
+                f"aiosls emulator: accepting access key ids {emulator.verifier.access_key_ids}",
+                file=sys.stderr,
+                flush=True,
+            )
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator; returns the exit status (0 after SIGINT/SIGTERM, 2 on bad input)."""
+    parser = argparse.ArgumentParser(
+        prog="aiosls emulator", description="Run a local SLS consumer-group emulator."
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        FaultConfig(args.throttle_rate, args.error_rate, args.reset_rate, args.latency_ms)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve with already-parsed ``args`` (from a parser given :func:`add_arguments`)."""
+    try:
+        asyncio.run(_serve(args))
+    except SeedError as exc:
+        print(f"aiosls emulator: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"aiosls emulator: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
