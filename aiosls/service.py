@@ -158,6 +158,7 @@ class CheckpointService:
         self._monotonic = monotonic
         self._rng = rng or random.Random()
         self._clock_offset = timedelta(0)
+        self._requests_sent = 0
         self._state = _State.OPEN
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -200,6 +201,11 @@ class CheckpointService:
             f"<CheckpointService {self._endpoint} signature={self._signature_version} "
             f"region={self._region} {self._state.value}>"
         )
+
+    @property
+    def requests_sent(self) -> int:
+        """How many HTTP requests this service has sent, every attempt counted."""
+        return self._requests_sent
 
     @property
     def clock_offset(self) -> timedelta:
@@ -284,6 +290,7 @@ class CheckpointService:
                 region=self._region,
                 user_agent=self._user_agent,
             )
+            self._requests_sent += 1
             if limiter is None:
                 response = await self._transport.send(request, timeout=self._timeouts.read)
             else:
