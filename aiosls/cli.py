@@ -1,0 +1,430 @@
+"""The ``aiosls`` command: ``demo``, ``checkpoints``, ``scan`` and ``emulator``.
+
+Exit codes: 0 all good; 1 some targets failed (the others are still printed); 2 usage or
+configuration error; 130 interrupted (after a clean shutdown). Errors are one line with the
+SLS error code and request id; ``--debug`` adds the traceback. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import random
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, TextIO
+
+from . import __version__
+from ._output import (
+    Progress,
+    checkpoint_dict,
+    checkpoints_table,
+    dumps_line,
+    groups_table,
+    result_dict,
+    status_counts,
+)
+from .credentials import (
+    ENV_ACCESS_KEY_ID,
+    ENV_ACCESS_KEY_SECRET,
+    Credentials,
+    CredentialsProvider,
+    EnvironmentCredentialsProvider,
+)
+from .errors import SlsError
+from .models import CheckpointResult
+from .service import CheckpointService
+from .timeouts import Timeouts
+
+__all__ = ["main"]
+
+EXIT_OK: Final = 0
+EXIT_PARTIAL: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+ENV_ENDPOINT: Final = "ALIBABA_CLOUD_SLS_ENDPOINT"
+FORMATS: Final = ("table", "json", "ndjson")
+
+
+class UsageError(Exception):
+    """Bad command line or configuration: exit 2."""
+
+
+# --- argument parsing ---------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value}")
+    return value
+
+
+def _add_connection_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--endpoint",
+        default=os.environ.get(ENV_ENDPOINT),
+        help=f"SLS endpoint, e.g. cn-hangzhou.log.aliyuncs.com or http://127.0.0.1:8080 (env {ENV_ENDPOINT})",
+    )
+    group.add_argument("--signature-version", choices=("v1", "v4"), default="v4", help="default: v4")
+    group.add_argument("--region", help="V4 signing region (derived from standard endpoints)")
+    group.add_argument(
+        "--access-key-id",
+        help=f"AccessKey id (default: env {ENV_ACCESS_KEY_ID}); the secret always comes from "
+        f"env {ENV_ACCESS_KEY_SECRET} unless --access-key-secret-stdin is given",
+    )
+    group.add_argument(
+        "--access-key-secret-stdin",
+        action="store_true",
+        help="read the AccessKey secret from the first line of standard input",
+    )
+    group.add_argument("--timeout", type=float, default=None, help="total seconds per call (default: none)")
+
+
+def _add_output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="flag groups whose newest checkpoint is older than this (default: 300)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiosls",
+        description="Read SLS consumer-group checkpoints: one group, whole projects, or a local demo.",
+    )
+    parser.add_argument("--version", action="version", version=f"aiosls {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    demo = sub.add_parser(
+        "demo",
+        help="scan a realistic fleet on the embedded emulator (no cloud account needed)",
+        description="Start the emulator in-process, seed a fleet, scan it through CheckpointService.",
+    )
+    demo.add_argument("--projects", type=_positive_int, default=3)
+    demo.add_argument("--logstores", type=_positive_int, default=10, help="logstores per project")
+    demo.add_argument("--groups", type=_positive_int, default=3, help="consumer groups per logstore (<= 30)")
+    demo.add_argument("--shards", type=_positive_int, default=4, help="shards per logstore")
+    demo.add_argument("--concurrency", type=_positive_int, default=64)
+    demo.add_argument("--throttle-rate", type=_rate, default=0.0, help="inject 403 ReadQuotaExceed")
+    demo.add_argument("--error-rate", type=_rate, default=0.0, help="inject 500/503/HTML 502")
+    demo.add_argument("--reset-rate", type=_rate, default=0.0, help="inject connection resets")
+    demo.add_argument("--latency-ms", type=float, default=0.0, help="added server latency")
+    demo.add_argument("--fault-seed", type=int, default=1, help="seed for faults and the fleet")
+    _add_output_args(demo)
+
+    cps = sub.add_parser("checkpoints", help="show one consumer group's checkpoints")
+    cps.add_argument("project")
+    cps.add_argument("logstore")
+    cps.add_argument("group")
+    cps.add_argument("--shard", type=int, default=None, help="only this shard")
+    _add_connection_args(cps)
+    _add_output_args(cps)
+
+    scan = sub.add_parser("scan", help="discover every consumer group of projects and show checkpoints")
+    scan.add_argument("projects", nargs="+", metavar="PROJECT")
+    scan.add_argument("--logstore", metavar="GLOB", help="only logstores matching this glob")
+    scan.add_argument("--concurrency", type=_positive_int, default=64)
+    scan.add_argument("--per-project-concurrency", type=_positive_int, default=None)
+    _add_connection_args(scan)
+    _add_output_args(scan)
+
+    emu = sub.add_parser(
+        "emulator",
+        help="run the local SLS emulator until Ctrl-C",
+        description="A local SLS consumer-group server that verifies signatures and injects faults.",
+    )
+    from .emulator.cli import add_arguments
+
+    add_arguments(emu)
+    return parser
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def _credentials(args: argparse.Namespace, stdin: TextIO) -> CredentialsProvider | Credentials:
+    if args.access_key_secret_stdin:
+        secret = stdin.readline().strip()
+        key_id = args.access_key_id or os.environ.get(ENV_ACCESS_KEY_ID, "")
+        if not key_id or not secret:
+            raise UsageError("--access-key-secret-stdin needs an access key id and a secret line on stdin")
+        return Credentials(key_id, secret, os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN") or None)
+    env = dict(os.environ)
+    if args.access_key_id:
+        env[ENV_ACCESS_KEY_ID] = args.access_key_id
+    provider = EnvironmentCredentialsProvider(env)
+    try:
+        provider.load()
+    except SlsError as exc:
+        raise UsageError(exc.message) from None
+    return provider
+
+
+def _service(args: argparse.Namespace, stdin: TextIO) -> CheckpointService:
+    if not args.endpoint:
+        raise UsageError(f"no endpoint: pass --endpoint or set {ENV_ENDPOINT}")
+    try:
+        return CheckpointService(
+            args.endpoint,
+            _credentials(args, stdin),
+            signature_version=args.signature_version,
+            region=args.region,
+            timeouts=Timeouts(total=args.timeout),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def _checkpoints(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    async with _service(args, stdin) as svc:
+        cps = await svc.get_checkpoints(args.project, args.logstore, args.group, shard=args.shard)
+    now = datetime.now(UTC)
+    if args.format == "table":
+        out.write(checkpoints_table(cps, now) + "\n")
+    elif args.format == "json":
+        out.write(dumps_line([checkpoint_dict(cp) for cp in cps]) + "\n")
+    else:
+        for cp in cps:
+            out.write(dumps_line(checkpoint_dict(cp)) + "\n")
+    return EXIT_OK
+
+
+async def _emit(
+    stream: Any, args: argparse.Namespace, out: TextIO, err: TextIO
+) -> tuple[list[CheckpointResult], int]:
+    """Consume a result stream: NDJSON lines as they arrive, else collect. Returns (results, failed)."""
+    progress = Progress(err)
+    results: list[CheckpointResult] = []
+    async with stream:
+        async for result in stream:
+            progress.update(result)
+            if args.format == "ndjson":
+                out.write(dumps_line(result_dict(result)) + "\n")
+                out.flush()
+            else:
+                results.append(result)
+    progress.finish()
+    return results, progress.failed
+
+
+def _render(results: list[CheckpointResult], args: argparse.Namespace, out: TextIO) -> None:
+    if args.format == "json":
+        out.write(dumps_line([result_dict(r) for r in results]) + "\n")
+    elif args.format == "table":
+        out.write(groups_table(results, datetime.now(UTC), stale_after=args.stale_after) + "\n")
+
+
+def _report_failures(results: list[CheckpointResult], err: TextIO) -> None:
+    for r in results:
+        if r.error is not None:
+            err.write(f"aiosls: {r.target}: {_one_line(r.error)}\n")
+
+
+async def _scan(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    async with _service(args, stdin) as svc:
+        stream = svc.scan(
+            args.projects,
+            logstore_filter=args.logstore,
+            concurrency=args.concurrency,
+            per_project_concurrency=args.per_project_concurrency,
+        )
+        results, failed = await _emit(stream, args, out, err)
+    _render(results, args, out)
+    if args.format == "table":
+        _report_failures(results, err)
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def demo_seed(
+    *, projects: int, logstores: int, groups: int, shards: int, now: datetime, rng: random.Random
+) -> dict[str, Any]:
+    """A realistic fleet in the emulator's seed format: a mix of fresh, stale, never-committed
+    and unassigned (no consumer) checkpoints."""
+    now_us = int(now.timestamp() * 1_000_000)
+    names = (
+        "app-log",
+        "nginx-access",
+        "audit",
+        "billing-events",
+        "clicks",
+        "orders",
+        "payments",
+        "search-log",
+        "metrics-raw",
+        "security",
+    )
+    fleet: dict[str, Any] = {}
+    for p in range(projects):
+        stores: dict[str, Any] = {}
+        for s in range(logstores):
+            base = names[s % len(names)]
+            store = base if s < len(names) else f"{base}-{s // len(names)}"
+            cgs: dict[str, Any] = {}
+            for g in range(min(groups, 30)):
+                kind = rng.choices(("fresh", "stale", "never", "unassigned"), (6, 2, 1, 1))[0]
+                cps: dict[str, Any] = {}
+                if kind != "never":
+                    for shard in range(shards):
+                        lag_s = rng.uniform(0, 40) if kind != "stale" else rng.uniform(900, 6 * 3600)
+                        consumer = "" if kind == "unassigned" else f"worker-{(shard % 2) + 1}"
+                        cursor = str(1_700_000_000_000_000 + rng.randrange(10**9))
+                        cps[str(shard)] = {
+                            "checkpoint": base64.b64encode(cursor.encode()).decode(),
+                            "consumer": consumer,
+                            "update_time": now_us - int(lag_s * 1_000_000),
+                        }
+                cgs[f"cg-{('alerting', 'etl', 'archiver', 'search')[g % 4]}-{g}"] = {
+                    "timeout": 60,
+                    "order": False,
+                    "checkpoints": cps,
+                }
+            stores[store] = {"shards": shards, "consumer_groups": cgs}
+        fleet[f"demo-project-{p + 1}"] = {"logstores": stores}
+    return {"projects": fleet}
+
+
+async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Emulator, FaultConfig
+
+    if args.throttle_rate + args.error_rate + args.reset_rate > 1:
+        raise UsageError("--throttle-rate + --error-rate + --reset-rate must not exceed 1")
+    now = datetime.now(UTC)
+    seed = demo_seed(
+        projects=args.projects,
+        logstores=args.logstores,
+        groups=args.groups,
+        shards=args.shards,
+        now=now,
+        rng=random.Random(args.fault_seed),
+    )
+    faults = FaultConfig(
+        throttle_rate=args.throttle_rate,
+        error_rate=args.error_rate,
+        reset_rate=args.reset_rate,
+        latency_ms=args.latency_ms,
+    )
+    async with Emulator(seed=seed, faults=faults, fault_seed=args.fault_seed) as emu:
+        err.write(f"aiosls demo: emulator on {emu.endpoint}; scanning {len(seed['projects'])} projects\n")
+        # Exactly what a user does against the real service: only the endpoint differs.
+        async with CheckpointService(
+            emu.endpoint,
+            Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET),
+            signature_version="v4",
+            region="cn-hangzhou",
+        ) as svc:
+            started = time.perf_counter()
+            stream = svc.scan(sorted(seed["projects"]), concurrency=args.concurrency)
+            results, failed = await _emit(stream, args, out, err)
+            elapsed = time.perf_counter() - started
+            requests = svc.requests_sent
+        injected = dict(emu.faults.injected)
+    _render(results, args, out)
+    summary = {
+        "targets": len(results) if args.format != "ndjson" else None,
+        "failed": failed,
+        "requests": requests,
+        "seconds": round(elapsed, 3),
+        "requests_per_second": round(requests / elapsed, 1) if elapsed > 0 else None,
+        "faults_injected": injected,
+    }
+    if args.format == "table":
+        _report_failures(results, err)
+        fault_text = ", ".join(f"{k}={v}" for k, v in sorted(injected.items()) if v) or "none"
+        tally = status_counts(results, datetime.now(UTC), stale_after=args.stale_after)
+        out.write(
+            f"\n{len(results)} consumer groups ({tally}); {failed} failed\n"
+            f"{requests} requests in {elapsed:.2f}s ({summary['requests_per_second']} requests/s); "
+            f"faults injected and absorbed by retries: {fault_text}\n"
+        )
+    else:
+        err.write(dumps_line({"summary": summary}) + "\n")
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, SlsError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    """Run the command; returns the exit code (the console script exits with it)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    inp = stdin or sys.stdin
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "emulator":
+        from .emulator.cli import main as emulator_main
+
+        return int(emulator_main(argv[1:]))
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version exit 0, bad usage exits 2
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="aiosls: %(levelname)s %(name)s: %(message)s",
+        stream=err,
+    )
+    try:
+        if args.command == "demo":
+            return asyncio.run(_demo(args, out, err))
+        if args.command == "checkpoints":
+            return asyncio.run(_checkpoints(args, out, inp))
+        return asyncio.run(_scan(args, out, err, inp))
+    except KeyboardInterrupt:
+        err.write("aiosls: interrupted\n")
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        err.write(f"aiosls: error: {exc}\n")
+        return EXIT_USAGE
+    except SlsError as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        err.write(f"aiosls: {_one_line(exc)}\n")
+        return EXIT_PARTIAL
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, like other shell tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
