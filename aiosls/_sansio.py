@@ -357,6 +357,9 @@ def build_request(
 # --- responses ------------------------------------------------------------------------------------
 
 _EXCERPT: Final = 200
+# An errorMessage longer than this is cut: a proxy or a bug can send megabytes, and the message
+# ends up in logs and exception reprs.
+_MAX_MESSAGE: Final = 1000
 
 
 def _excerpt(body: bytes) -> str:
@@ -377,6 +380,8 @@ def error_from_response(response: HttpResponse, operation: str = "") -> SlsError
         raw_code, raw_msg = data.get("errorCode"), data.get("errorMessage")
         code = raw_code if isinstance(raw_code, str) and raw_code else None
         message = raw_msg if isinstance(raw_msg, str) else None
+        if message is not None and len(message) > _MAX_MESSAGE:
+            message = message[:_MAX_MESSAGE] + "..."
     if message is None:
         shown = f": {_excerpt(response.body)!r}" if response.body else " with an empty body"
         message = f"HTTP {response.status} without an SLS error body{shown}"

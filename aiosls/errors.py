@@ -187,13 +187,16 @@ _BY_CODE: Final[dict[str, type[SlsError]]] = {
     "RequestTimeExpired": ClockSkewError,
 }
 
+# Spellings differ between SLS answers and SDKs (spec §4.2: "match case-insensitively").
+_BY_FOLDED_CODE: Final = {code.casefold(): cls for code, cls in _BY_CODE.items()}
+
 _TRANSIENT_STATUSES: Final = frozenset({500, 502, 503, 504})
 
 
 def error_class(status: int, error_code: str | None) -> type[SlsError]:
-    """The class for an error answer: by SLS code first, then by HTTP status."""
+    """The class for an error answer: by SLS code first (any case), then by HTTP status."""
     if error_code:
-        cls = _BY_CODE.get(error_code)
+        cls = _BY_FOLDED_CODE.get(error_code.casefold())
         if cls is not None:
             return cls
     if status == 429:
