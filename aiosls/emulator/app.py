@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 from aiohttp import web
 
+from ..signing import http_date
 from .auth import Verifier
 from .faults import Counters, FaultInjector
 from .state import ApiError, EmulatorState
@@ -157,15 +158,25 @@ class EmulatorHandler:
         body = b"" if payload is None else orjson.dumps(payload)
         return web.Response(
             body=body,
-            headers={"Content-Type": _JSON, "x-log-requestid": self._request_id(), "Server": _SERVER},
+            headers=self._headers(),
         )
+
+    def _headers(self) -> dict[str, str]:
+        # Date is the emulator's own time (clock + offset), as a server with that clock would
+        # send: clients that learn their skew from it (aiosls does) see the emulated skew.
+        return {
+            "Content-Type": _JSON,
+            "x-log-requestid": self._request_id(),
+            "Date": http_date(self.now()),
+            "Server": _SERVER,
+        }
 
     def _error(self, status: int, code: str, message: str) -> web.Response:
         self.counters.errors[code] += 1
         return web.Response(
             status=status,
             body=orjson.dumps({"errorCode": code, "errorMessage": message}),
-            headers={"Content-Type": _JSON, "x-log-requestid": self._request_id(), "Server": _SERVER},
+            headers=self._headers(),
         )
 
     # --- entry point -----------------------------------------------------------------------
