@@ -112,7 +112,8 @@ def parse_endpoint(endpoint: str) -> Endpoint:
 
 
 def _port(text: str, endpoint: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    # str.isdigit alone also accepts "²" and fullwidth digits; a port is ASCII.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ValueError(f"bad port in endpoint {endpoint!r}")
     return int(text)
 
