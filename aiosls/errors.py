@@ -86,8 +86,13 @@ class SlsError(Exception):
         )
 
     def __reduce__(self) -> tuple[object, ...]:
-        # Keyword-only attributes would otherwise be lost when pickled across processes.
-        return (_rebuild, (type(self), self.message, self.error_code, self.status, self.request_id))
+        # Keyword-only attributes would otherwise be lost when pickled across processes; the
+        # state dict carries what was set after construction (``attempts``, ``__notes__``).
+        return (
+            _rebuild,
+            (type(self), self.message, self.error_code, self.status, self.request_id),
+            self.__dict__,
+        )
 
 
 def _rebuild(
