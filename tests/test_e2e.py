@@ -304,3 +304,46 @@ async def test_https_is_the_default_and_verifies_certificates() -> None:
             await svc.get_checkpoints("demo-project", "app-log", "cg-0")
     assert "https://127.0.0.1:1/" in repr(svc) or "https://127.0.0.1:1" in repr(svc)
     assert info.value.status is None
+
+
+async def test_cancel_mid_request_on_real_sockets_leaks_nothing(emu: Emulator) -> None:
+    emu.faults.fail_next(1, "latency", delay=30.0)
+    headers_sent = asyncio.Event()
+
+    async def on_headers_sent(*_args: Any) -> None:
+        headers_sent.set()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(on_headers_sent)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        async with svc_for(emu, session=session) as svc:
+            task = asyncio.create_task(svc.get_checkpoints("demo-project", "app-log", "cg-0"))
+            await headers_sent.wait()  # the request is on the wire, its answer 30 s away
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The service still works afterwards.
+            assert len(await svc.get_checkpoints("demo-project", "app-log", "cg-1")) == 4
+        connector = session.connector
+        assert connector is not None
+        # The cancelled request's connection was dropped, not returned to the pool half-read.
+        assert sum(len(conns) for conns in connector._conns.values()) <= 1
+    # Closed: an unreleased connection or session would raise ResourceWarning here.
+    gc.collect()
+
+
+async def test_cancel_mid_backoff_on_real_sockets(emu: Emulator) -> None:
+    emu.faults.fail_next(1, "server_busy")
+    sleeping = asyncio.Event()
+
+    async def sleep(_seconds: float) -> None:
+        sleeping.set()
+        await asyncio.Event().wait()
+
+    async with svc_for(emu, sleep=sleep) as svc:
+        task = asyncio.create_task(svc.get_checkpoints("demo-project", "app-log", "cg-0"))
+        await sleeping.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert emu.counters.requests_total == 1
