@@ -155,8 +155,8 @@ class RefreshingCredentialsProvider:
             # Advisory window: refresh if nobody else is, but never make this caller wait.
             if self._lock.locked():
                 return current
-            return await self._refresh(required=False)
-        return await self._refresh(required=True)
+            return await self._refresh(current, required=False)
+        return await self._refresh(current, required=True)
 
     async def invalidate(self, stale: Credentials) -> Credentials:
         """Force a refresh after the server rejected ``stale`` (e.g. an expired token).
@@ -167,14 +167,23 @@ class RefreshingCredentialsProvider:
             if self._current is not None and self._current != stale:
                 return self._current
             self._current = None
-        return await self._refresh(required=True)
+        return await self._refresh(None, required=True)
 
-    async def _refresh(self, *, required: bool) -> Credentials:
+    async def _refresh(self, seen: Credentials | None, *, required: bool) -> Credentials:
+        """Fetch under the lock, unless someone else did while we waited for it.
+
+        ``seen`` is the snapshot that made the caller refresh. A different one found under the
+        lock was fetched meanwhile: use it unless it is already in the mandatory window, or a
+        token shorter-lived than the advisory window would make every waiter fetch again.
+        """
         async with self._lock:
             current = self._current
             now = self._clock()
-            if current is not None and not current.expires_within(self._advisory, now):
-                return current  # someone refreshed while we waited for the lock
+            if current is not None and (
+                not current.expires_within(self._advisory, now)
+                or (current is not seen and not current.expires_within(self._mandatory, now))
+            ):
+                return current
             try:
                 self.refresh_count += 1
                 fresh = await self._fetch()
