@@ -10,17 +10,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import random
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from . import __version__
+from . import __version__, names
 from ._output import (
     Progress,
     checkpoint_dict,
@@ -37,7 +38,8 @@ from .credentials import (
     CredentialsProvider,
     EnvironmentCredentialsProvider,
 )
-from .errors import SlsError
+from .endpoint import derive_region, parse_endpoint
+from .errors import SlsError, ValidationError
 from .models import CheckpointResult
 from .service import CheckpointService
 from .timeouts import Timeouts
@@ -191,6 +193,15 @@ def _service(args: argparse.Namespace, stdin: TextIO) -> CheckpointService:
     if not args.endpoint:
         raise UsageError(f"no endpoint: pass --endpoint or set {ENV_ENDPOINT}")
     try:
+        host = parse_endpoint(args.endpoint).host
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.signature_version == "v4" and not args.region and not derive_region(host):
+        raise UsageError(
+            f"signature V4 needs a region and none can be derived from {args.endpoint!r}: "
+            "pass --region (e.g. --region cn-hangzhou) or --signature-version v1"
+        )
+    try:
         return CheckpointService(
             args.endpoint,
             _credentials(args, stdin),
@@ -203,6 +214,14 @@ def _service(args: argparse.Namespace, stdin: TextIO) -> CheckpointService:
 
 
 async def _checkpoints(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    try:
+        names.validate_project(args.project)
+        names.validate_logstore(args.logstore)
+        names.validate_consumer_group(args.group)
+        if args.shard is not None:
+            names.validate_shard(args.shard)
+    except ValidationError as exc:
+        raise UsageError(exc.message) from None
     async with _service(args, stdin) as svc:
         cps = await svc.get_checkpoints(args.project, args.logstore, args.group, shard=args.shard)
     now = datetime.now(UTC)
@@ -244,10 +263,17 @@ def _render(results: list[CheckpointResult], args: argparse.Namespace, out: Text
 def _report_failures(results: list[CheckpointResult], err: TextIO) -> None:
     for r in results:
         if r.error is not None:
-            err.write(f"aiosls: {r.target}: {_one_line(r.error)}\n")
+            t = r.target
+            where = "/".join(part for part in (t.project, t.logstore, t.consumer_group) if part)
+            err.write(f"aiosls: {where}: {_one_line(r.error)}\n")
 
 
 async def _scan(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: TextIO) -> int:
+    for project in args.projects:
+        try:
+            names.validate_project(project)
+        except ValidationError as exc:
+            raise UsageError(exc.message) from None
     async with _service(args, stdin) as svc:
         stream = svc.scan(
             args.projects,
@@ -331,7 +357,7 @@ async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         latency_ms=args.latency_ms,
     )
     async with Emulator(seed=seed, faults=faults, fault_seed=args.fault_seed) as emu:
-        err.write(f"aiosls demo: emulator on {emu.endpoint}; scanning {len(seed['projects'])} projects\n")
+        err.write(f"aiosls demo: emulator on {emu.endpoint}; scanning {len(seed['projects'])} project(s)\n")
         # Exactly what a user does against the real service: only the endpoint differs.
         async with CheckpointService(
             emu.endpoint,
@@ -389,19 +415,54 @@ def main(
     inp = stdin or sys.stdin
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "emulator":
-        from .emulator.cli import main as emulator_main
-
-        return int(emulator_main(argv[1:]))
+        return _emulator(argv[1:], out, err)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse prints usage errors, --help and --version itself: to our streams, please.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version exit 0, bad usage exits 2
-        return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="aiosls: %(levelname)s %(name)s: %(message)s",
-        stream=err,
-    )
+        return _exit_code(exc)
+    if args.command == "emulator":  # e.g. `aiosls --debug emulator ...`
+        return _emulator(argv[argv.index("emulator") + 1 :], out, err)
+    with _logging_to(err, debug=args.debug):
+        return _run(args, out, err, inp)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+
+
+def _emulator(argv: list[str], out: TextIO, err: TextIO) -> int:
+    from .emulator.cli import main as emulator_main
+
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return int(emulator_main(argv))
+    except SystemExit as exc:  # its argparse: --help, bad usage
+        return _exit_code(exc)
+
+
+@contextlib.contextmanager
+def _logging_to(err: TextIO, *, debug: bool) -> Iterator[None]:
+    """Log records to ``err`` while the command runs (aiosls's debug records with ``--debug``),
+    then leave the logging configuration as it was: ``main`` may run in-process many times."""
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("aiosls: %(levelname)s %(name)s: %(message)s"))
+    root, ours = logging.getLogger(), logging.getLogger("aiosls")
+    saved = root.level, ours.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    ours.setLevel(logging.DEBUG if debug else logging.NOTSET)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
     try:
         if args.command == "demo":
             return asyncio.run(_demo(args, out, err))
@@ -414,16 +475,21 @@ def main(
     except UsageError as exc:
         err.write(f"aiosls: error: {exc}\n")
         return EXIT_USAGE
-    except SlsError as exc:
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, like other shell tools.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        # An SLS error (one line with code and request id), or anything unexpected: no
+        # traceback unless --debug.
         if args.debug:
             traceback.print_exc(file=err)
         err.write(f"aiosls: {_one_line(exc)}\n")
+        if not isinstance(exc, SlsError) and not args.debug:
+            err.write("aiosls: run with --debug for the traceback\n")
         return EXIT_PARTIAL
-    except BrokenPipeError:
-        # The reader (e.g. `| head`) went away: stop quietly, like other shell tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
