@@ -46,7 +46,9 @@ class Backoff:
 
     def ceiling(self, retry_number: int) -> float:
         """The upper bound of the jittered sleep before retry number ``retry_number`` (1-based)."""
-        return float(min(self.cap, self.initial * 2 ** (retry_number - 1)))
+        # The exponent is clamped: 2**1024 does not fit a float (OverflowError with a float
+        # ``initial``), and any ceiling past 2**1023 * initial is ``cap`` anyway (or inf).
+        return float(min(self.cap, self.initial * 2.0 ** min(retry_number - 1, 1023)))
 
 
 def is_retryable(exc: BaseException, *, idempotent: bool = True) -> bool:
