@@ -351,3 +351,12 @@ async def test_a_fetched_token_already_in_the_mandatory_window_is_fetched_again(
     await asyncio.gather(*callers)
     await opener
     assert fetch.calls == 3  # unusable tokens are not shared
+
+
+async def test_refreshing_provider_defaults_to_the_wall_clock() -> None:
+    clock = Clock(datetime.now(UTC))
+    fetch = Fetcher(clock, lifetime=timedelta(hours=1))
+    p = RefreshingCredentialsProvider(fetch)  # real clock: the token is fresh for an hour
+    first = await p.get_credentials()
+    assert await p.get_credentials() is first
+    assert fetch.calls == 1

@@ -386,6 +386,8 @@ def test_v4_headers() -> None:
 def test_v4_needs_a_region() -> None:
     with pytest.raises(ValueError, match="region"):
         build(_sansio.list_shards("my-project", "app-log"), signature_version="v4", region=None)
+    with pytest.raises(ValueError, match="region"):
+        signing.sign_v4("GET", "/logstores", {}, {"Host": "p.h"}, b"", CREDS, T0, region="")
 
 
 @pytest.mark.parametrize("version", ["v1", "v4"])

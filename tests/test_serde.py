@@ -204,3 +204,22 @@ def test_json_helpers() -> None:
     assert loads(b'{"a": [1, true, null]}') == {"a": [1, True, None]}
     with pytest.raises(ValueError):  # noqa: PT011 - any JSON decode error is a ValueError
         loads(b"{not json")
+
+
+def test_fan_out_models() -> None:
+    from aiosls import CheckpointResult, CheckpointTarget, NotFoundError
+
+    every = CheckpointTarget("my-project", "app-log", "cg")
+    one = CheckpointTarget("my-project", "app-log", "cg", shard=0)
+    assert str(every) == "my-project/app-log/cg"
+    assert str(one) == "my-project/app-log/cg#0"
+    cps = (ShardCheckpoint(0, "Y3Vy", 1524224984800922),)
+    good = CheckpointResult(one, cps)
+    assert good.ok
+    assert good.unwrap() is cps
+    err = NotFoundError("no cg", error_code="ConsumerGroupNotExist", status=404)
+    bad = CheckpointResult(every, error=err)
+    assert not bad.ok
+    with pytest.raises(NotFoundError) as info:
+        bad.unwrap()
+    assert info.value is err
