@@ -1,0 +1,604 @@
+"""The ``aiosls`` command: in-process ``main()`` against a loopback emulator, plus real subprocesses
+for what only a process shows (the console entry, streaming to a pipe, Ctrl-C)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import attrs
+import pytest
+
+from aiosls.cli import main
+from aiosls.emulator import Emulator
+
+AK = "LTAIcliTestKey"
+SK = "cli-SECRET-7f3a9c1e-must-never-print"
+WRONG_SK = "cli-WRONG-SECRET-b81d44-must-never-print"
+CHECKPOINT = "MTUyNDE1NTM3OTM3MzkwODQ5Ng=="
+AIOSLS = (sys.executable, "-m", "aiosls")  # the console entry, as `aiosls` runs it
+ONE_LINE_ERROR = re.compile(r"aiosls: ConsumerGroupNotExist \(404, request [0-9A-F]{24}\): .*\n")
+
+SEED: dict[str, Any] = {
+    "projects": {
+        "demo-project": {
+            "logstores": {
+                "app-log": {
+                    "shards": 2,
+                    "consumer_groups": {
+                        "cg-main": {
+                            "checkpoints": {
+                                "0": {
+                                    "checkpoint": CHECKPOINT,
+                                    "consumer": "c-1",
+                                    "update_time": 1524224984800922,
+                                }
+                            }
+                        },
+                        "cg-backup": {},
+                    },
+                },
+                "web-log": {"shards": 1, "consumer_groups": {"cg-web": {}}},
+            }
+        },
+        # 60 targets: enough for the progress line (every 50) and for a slow streamed scan.
+        "big-project": {
+            "logstores": {
+                f"store-{i}": {"shards": 1, "consumer_groups": {f"cg-{g:02d}": {} for g in range(30)}}
+                for i in range(2)
+            }
+        },
+    }
+}
+DEMO_GROUPS = [
+    ("demo-project", "app-log", "cg-main"),
+    ("demo-project", "app-log", "cg-backup"),
+    ("demo-project", "web-log", "cg-web"),
+]
+
+
+@attrs.frozen
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+class TtyStringIO(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(access_keys={AK: SK}, seed=SEED) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", AK)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SK)
+    monkeypatch.delenv("ALIBABA_CLOUD_SECURITY_TOKEN", raising=False)
+    monkeypatch.delenv("ALIBABA_CLOUD_SLS_ENDPOINT", raising=False)
+
+
+def conn(emu: Emulator) -> list[str]:
+    return ["--endpoint", emu.endpoint, "--region", "cn-hangzhou"]
+
+
+async def run(*argv: str, stdin: str = "", stderr: io.StringIO | None = None) -> Run:
+    """``main(argv)`` in a thread (it runs its own event loop) while the emulator serves on ours."""
+    out, err = io.StringIO(), stderr if stderr is not None else io.StringIO()
+    code = await asyncio.to_thread(main, list(argv), stdout=out, stderr=err, stdin=io.StringIO(stdin))
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def run_sync(*argv: str) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err, stdin=io.StringIO())
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def rows(table: str) -> list[list[str]]:
+    """Data rows of a rendered table, split on runs of 2+ spaces (cells contain single spaces)."""
+    lines = table.strip("\n").split("\n\n")[0].splitlines()
+    return [re.split(r" {2,}", line.strip()) for line in lines[2:]]
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        assert SK not in text
+        assert WRONG_SK not in text
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
+    return {**env, "PYTHONWARNINGS": "error", **extra}
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+async def test_checkpoints_table(emu: Emulator, creds: None) -> None:
+    r = await run("checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
+    assert (r.code, r.err) == (0, "")
+    lines = r.out.splitlines()
+    assert lines[0].split() == ["SHARD", "CHECKPOINT", "UPDATED", "(UTC)", "AGE", "CONSUMER"]
+    assert rows(r.out) == [
+        ["0", CHECKPOINT, "2018-04-20 11:49:44", rows(r.out)[0][3], "c-1"],
+        ["1", "-", "-", "never", "-"],
+    ]
+    assert rows(r.out)[0][3].endswith("d")  # years ago, in days
+
+
+async def test_checkpoints_json_and_ndjson(emu: Emulator, creds: None) -> None:
+    r = await run("checkpoints", "demo-project", "app-log", "cg-main", *conn(emu), "--format", "json")
+    assert r.code == 0
+    doc = json.loads(r.out)
+    assert [(c["shard"], c["checkpoint"], c["committed"], c["consumer"]) for c in doc] == [
+        (0, CHECKPOINT, True, "c-1"),
+        (1, "", False, ""),
+    ]
+    assert doc[0]["update_time"] == "2018-04-20T11:49:44.800922+00:00"
+    assert doc[0]["update_time_us"] == 1524224984800922
+    assert doc[1]["update_time"] is None
+
+    r = await run(
+        "checkpoints", "demo-project", "app-log", "cg-main", *conn(emu), "--format", "ndjson", "--shard", "1"
+    )
+    assert r.code == 0
+    assert [json.loads(line) for line in r.out.splitlines()] == [
+        {
+            "shard": 1,
+            "checkpoint": "",
+            "committed": False,
+            "consumer": "",
+            "update_time": None,
+            "update_time_us": 0,
+        }
+    ]
+
+
+async def test_checkpoints_missing_group_is_one_line_exit_1(emu: Emulator, creds: None) -> None:
+    r = await run("checkpoints", "demo-project", "app-log", "cg-nope", *conn(emu))
+    assert r.code == 1
+    assert r.out == ""
+    assert ONE_LINE_ERROR.fullmatch(r.err), r.err
+    assert "cg-nope" in r.err
+
+
+async def test_debug_adds_the_traceback(emu: Emulator, creds: None) -> None:
+    r = await run("--debug", "checkpoints", "demo-project", "app-log", "cg-nope", *conn(emu))
+    assert r.code == 1
+    assert "Traceback (most recent call last)" in r.err
+    assert "NotFoundError" in r.err
+    assert ONE_LINE_ERROR.fullmatch(r.err.splitlines(keepends=True)[-1])
+
+
+# --- scan ---------------------------------------------------------------------------------------
+
+
+async def test_scan_table(emu: Emulator, creds: None) -> None:
+    r = await run("scan", "demo-project", *conn(emu))
+    assert (r.code, r.err) == (0, "")
+    header = r.out.splitlines()[0].split()
+    assert header == [
+        "PROJECT",
+        "LOGSTORE",
+        "GROUP",
+        "SHARDS",
+        "COMMITTED",
+        "LAST",
+        "UPDATE",
+        "CONSUMERS",
+        "STATUS",
+    ]
+    table = rows(r.out)
+    assert [tuple(row[:3]) for row in table] == sorted(DEMO_GROUPS)
+    by_group = {row[2]: row for row in table}
+    assert by_group["cg-main"][3:5] == ["2", "1"]
+    assert by_group["cg-main"][-1] == "STALE"
+    assert by_group["cg-backup"][-1] == "never committed"
+
+
+async def test_scan_logstore_glob(emu: Emulator, creds: None) -> None:
+    r = await run("scan", "demo-project", "--logstore", "web-*", *conn(emu), "--format", "json")
+    assert r.code == 0
+    assert [(d["logstore"], d["consumer_group"]) for d in json.loads(r.out)] == [("web-log", "cg-web")]
+
+
+async def test_scan_json_round_trips_into_the_documented_shape(emu: Emulator, creds: None) -> None:
+    r = await run("scan", "demo-project", *conn(emu), "--format", "json")
+    assert (r.code, r.err) == (0, "")
+    doc = json.loads(r.out)
+    assert isinstance(doc, list)
+    assert sorted((d["project"], d["logstore"], d["consumer_group"]) for d in doc) == sorted(DEMO_GROUPS)
+    for d in doc:
+        assert set(d) == {"project", "logstore", "consumer_group", "shard", "ok", "checkpoints"}
+        assert d["ok"] is True
+    main_cg = next(d for d in doc if d["consumer_group"] == "cg-main")
+    assert [c["checkpoint"] for c in main_cg["checkpoints"]] == [CHECKPOINT, ""]
+
+
+async def test_scan_ndjson_one_object_per_target(emu: Emulator, creds: None) -> None:
+    r = await run("scan", "demo-project", "big-project", *conn(emu), "--format", "ndjson")
+    assert (r.code, r.err) == (0, "")
+    lines = r.out.splitlines()
+    assert len(lines) == 3 + 60
+    objs = [json.loads(line) for line in lines]
+    assert all(isinstance(o, dict) and o["ok"] for o in objs)
+    assert len({(o["project"], o["logstore"], o["consumer_group"]) for o in objs}) == 63
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "ndjson"])
+async def test_scan_missing_project_exits_1_and_prints_the_rest(emu: Emulator, creds: None, fmt: str) -> None:
+    r = await run("scan", "demo-project", "missing-project", *conn(emu), "--format", fmt)
+    assert r.code == 1
+    assert "Traceback" not in r.err
+    if fmt == "table":
+        table = rows(r.out)
+        assert [tuple(row[:3]) for row in table if row[0] == "demo-project"] == sorted(DEMO_GROUPS)
+        assert ["missing-project", "*", "*", "-", "-", "-", "-", "ERROR ProjectNotExist"] in table
+        assert re.fullmatch(
+            r"aiosls: missing-project: ProjectNotExist \(404, request [0-9A-F]{24}\): .*\n", r.err
+        ), r.err
+        return
+    docs = json.loads(r.out) if fmt == "json" else [json.loads(line) for line in r.out.splitlines()]
+    assert sum(d["ok"] for d in docs) == 3
+    [failed] = [d for d in docs if not d["ok"]]
+    assert failed["project"] == "missing-project"
+    assert "checkpoints" not in failed
+    assert failed["error"]["code"] == "ProjectNotExist"
+    assert failed["error"]["status"] == 404
+    assert re.fullmatch(r"[0-9A-F]{24}", failed["error"]["request_id"])
+
+
+async def test_scan_a_logstore_that_cannot_be_listed_fails_alone(emu: Emulator, creds: None) -> None:
+    # Logstores are listed one at a time with --concurrency 1: the first ListConsumerGroup (app-log)
+    # hangs past the call's total timeout; web-log is listed and read as usual.
+    emu.faults.fail_next(1, "latency", api="ListConsumerGroup", delay=1.0)
+    r = await run(
+        "scan", "demo-project", *conn(emu), "--concurrency", "1", "--timeout", "0.3", "--format", "json"
+    )
+    assert r.code == 1
+    docs = json.loads(r.out)
+    assert [(d["logstore"], d["consumer_group"], d["ok"]) for d in docs if d["ok"]] == [
+        ("web-log", "cg-web", True)
+    ]
+    [failed] = [d for d in docs if not d["ok"]]
+    assert (failed["logstore"], failed["consumer_group"]) == ("app-log", "")
+    assert emu.faults.injected["latency"] == 1
+
+
+async def test_progress_is_silent_when_stderr_is_not_a_terminal(emu: Emulator, creds: None) -> None:
+    r = await run("scan", "big-project", *conn(emu))
+    assert r.code == 0
+    assert len(rows(r.out)) == 60
+    assert r.err == ""
+
+
+async def test_progress_on_a_terminal(emu: Emulator, creds: None) -> None:
+    tty = TtyStringIO()
+    r = await run("scan", "big-project", *conn(emu), "--format", "json", stderr=tty)
+    assert r.code == 0
+    assert len(json.loads(r.out)) == 60
+    assert "\rscanned 50 targets (0 failed)" in r.err
+    assert r.err.endswith("\r\033[K")  # the progress line is erased at the end
+
+
+# --- errors, usage, secrets ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["checkpoints", "demo-project", "app-log", "cg-main", "--region", "cn-hangzhou"], "no endpoint"),
+        (
+            ["scan", "demo-project", "--endpoint", "http://127.0.0.1:9", "--format", "xml"],
+            "invalid choice: 'xml'",
+        ),
+        (["demo", "--throttle-rate", "1.5"], "must be between 0 and 1"),
+        (["demo", "--throttle-rate", "0.6", "--error-rate", "0.6"], "must not exceed 1"),
+        (["scan", "demo-project", "--endpoint", "http://127.0.0.1:9", "--concurrency", "0"], "must be >= 1"),
+        (
+            ["scan", "Bad_Project", "--endpoint", "http://127.0.0.1:9", "--region", "cn-hangzhou"],
+            "Bad_Project",
+        ),
+        (
+            ["checkpoints", "demo-project", "app-log", "cg-main", "--endpoint", "http://127.0.0.1:9"],
+            "--region",
+        ),
+        (
+            [
+                "checkpoints",
+                "demo-project",
+                "app-log",
+                "cg-main",
+                "--endpoint",
+                "http://x:9",
+                "--shard",
+                "-1",
+            ],
+            "shard",
+        ),
+        (["checkpoints", "demo-project", "app-log"], "required: group"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required: COMMAND"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_clear_message(creds: None, argv: list[str], message: str) -> None:
+    r = run_sync(*argv)
+    assert r.code == 2
+    assert r.out == ""
+    assert message in r.err
+    assert "error" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_no_credentials_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", raising=False)
+    r = run_sync("scan", "demo-project", "--endpoint", "http://127.0.0.1:9", "--region", "cn-hangzhou")
+    assert r.code == 2
+    assert r.err == (
+        "aiosls: error: no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET\n"
+    )
+
+
+def test_help_and_version_exit_0() -> None:
+    r = run_sync("--help")
+    assert r.code == 0
+    for command in ("demo", "checkpoints", "scan", "emulator"):
+        assert command in r.out
+    r = run_sync("--version")
+    assert r.code == 0
+    assert r.out.startswith("aiosls ")
+
+
+@pytest.mark.parametrize("argv", [["emulator", "--help"], ["--debug", "emulator", "--help"]])
+def test_emulator_is_mounted_in_the_main_command(argv: list[str]) -> None:
+    r = run_sync(*argv)
+    assert r.code == 0
+    assert "--seed" in r.out
+    assert "--throttle-rate" in r.out
+
+
+async def test_no_secret_in_output_or_logs(
+    emu: Emulator, creds: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    emu.faults.fail_next(1, "server_busy", api="GetCheckPoint")  # a retry gets logged
+    runs = [
+        await run("--debug", "checkpoints", "demo-project", "app-log", "cg-main", *conn(emu)),
+        await run("--debug", "checkpoints", "demo-project", "app-log", "cg-nope", *conn(emu)),
+        await run("--debug", "scan", "demo-project", "missing-project", *conn(emu), "--format", "ndjson"),
+    ]
+    assert [r.code for r in runs] == [0, 1, 1]
+    assert "retrying GetCheckPoint" in runs[0].err  # the logs really went to stderr
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", WRONG_SK)
+    bad = await run("--debug", "checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
+    assert bad.code == 1
+    assert "SignatureNotMatch" in bad.err
+    assert "Traceback" in bad.err
+    for r in [*runs, bad]:
+        assert_no_secret(r.out, r.err)
+    assert_no_secret(caplog.text)
+    assert "retrying GetCheckPoint" in caplog.text  # the records were captured, and hold no secret
+
+
+async def test_access_key_secret_from_stdin(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", raising=False)
+    argv = ["checkpoints", "demo-project", "app-log", "cg-main", *conn(emu), "--format", "json"]
+    r = await run(*argv, "--access-key-id", AK, "--access-key-secret-stdin", stdin=SK + "\n")
+    assert (r.code, r.err) == (0, "")
+    assert json.loads(r.out)[0]["checkpoint"] == CHECKPOINT
+    assert_no_secret(r.out)
+    r = await run(*argv, "--access-key-id", AK, "--access-key-secret-stdin", stdin="")
+    assert r.code == 2
+    assert "secret line on stdin" in r.err
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+def test_demo_defaults_scan_90_groups() -> None:
+    r = run_sync("demo")
+    assert r.code == 0, r.err
+    table = rows(r.out)
+    assert len(table) == 90
+    assert {row[0] for row in table} == {"demo-project-1", "demo-project-2", "demo-project-3"}
+    assert all(row[3] == "4" for row in table)
+    statuses = {row[-1] for row in table}
+    assert {"ok", "STALE", "never committed", "unassigned"} <= statuses
+    assert re.search(r"^90 consumer groups \(.*\); 0 failed$", r.out, re.M)
+    assert re.search(r"^\d+ requests in [\d.]+s \([\d.]+ requests/s\); faults .*: none$", r.out, re.M)
+    assert "aiosls demo: emulator on http://127.0.0.1:" in r.err
+
+
+def test_demo_small_fleet_json() -> None:
+    r = run_sync(
+        "demo", "--projects", "1", "--logstores", "2", "--groups", "2", "--shards", "2", "--format", "json"
+    )
+    assert r.code == 0
+    docs = json.loads(r.out)
+    assert len(docs) == 4
+    assert all(d["ok"] and len(d["checkpoints"]) == 2 for d in docs)
+    summary = json.loads(r.err.splitlines()[-1])["summary"]
+    assert summary["targets"] == 4
+    assert summary["failed"] == 0
+
+
+def test_demo_absorbs_throttling() -> None:
+    r = run_sync(
+        "demo",
+        "--projects",
+        "1",
+        "--logstores",
+        "2",
+        "--groups",
+        "2",
+        "--shards",
+        "2",
+        "--throttle-rate",
+        "0.3",
+    )
+    assert r.code == 0, r.err
+    assert len(rows(r.out)) == 4
+    match = re.search(r"faults injected and absorbed by retries: throttle=(\d+)$", r.out, re.M)
+    assert match, r.out
+    assert int(match.group(1)) >= 1
+    assert "retrying" in r.err
+    assert "ReadQuotaExceed" in r.err
+
+
+# --- real processes -----------------------------------------------------------------------------
+
+
+def test_console_entry_emulator_then_checkpoints_and_scan(tmp_path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(SEED))
+    emulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosls",
+            "emulator",
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--access-key",
+            f"{AK}:{SK}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    try:
+        assert emulator.stdout is not None
+        match = re.fullmatch(
+            r"aiosls emulator listening on (http://127\.0\.0\.1:\d+)\n", emulator.stdout.readline()
+        )
+        assert match
+        env = subprocess_env(
+            ALIBABA_CLOUD_ACCESS_KEY_ID=AK,
+            ALIBABA_CLOUD_ACCESS_KEY_SECRET=SK,
+            ALIBABA_CLOUD_SLS_ENDPOINT=match[1],
+        )
+        done = subprocess.run(
+            [
+                *AIOSLS,
+                "checkpoints",
+                "demo-project",
+                "app-log",
+                "cg-main",
+                "--region",
+                "cn-hangzhou",
+                "--format",
+                "json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)[0]["checkpoint"] == CHECKPOINT
+        missing = subprocess.run(
+            [*AIOSLS, "checkpoints", "demo-project", "app-log", "cg-nope", "--region", "cn-hangzhou"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert missing.returncode == 1
+        assert missing.stdout == ""
+        assert ONE_LINE_ERROR.fullmatch(missing.stderr), missing.stderr
+    finally:
+        emulator.send_signal(signal.SIGINT)
+        out, err = emulator.communicate(timeout=10)
+    assert emulator.returncode == 0, err
+    assert_no_secret(out, err, done.stdout, done.stderr, missing.stderr)
+
+
+async def _start_slow_scan(emu: Emulator) -> asyncio.subprocess.Process:
+    emu.faults.configure(latency_ms=150)
+    env = subprocess_env(ALIBABA_CLOUD_ACCESS_KEY_ID=AK, ALIBABA_CLOUD_ACCESS_KEY_SECRET=SK)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aiosls",
+        "scan",
+        "big-project",
+        *conn(emu),
+        "--format",
+        "ndjson",
+        "--concurrency",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def test_ndjson_streams_and_ctrl_c_exits_130(emu: Emulator) -> None:
+    # 60 targets at 150 ms each, two at a time: several seconds of scanning, so the first
+    # line must arrive while the process is still running; then Ctrl-C.
+    proc = await _start_slow_scan(emu)
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), timeout=15)
+        assert proc.returncode is None  # streamed, not printed at the end
+        obj = json.loads(first)
+        assert obj["project"] == "big-project"
+        assert obj["ok"] is True
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130
+    text = err.decode()
+    assert "aiosls: interrupted" in text
+    assert "Traceback" not in text
+    lines = [first.decode(), *out.decode().splitlines()]
+    assert 1 <= len(lines) < 60
+    for line in lines:
+        json.loads(line)  # nothing half-written
+    assert_no_secret(out.decode(), text)
+
+
+def test_demo_ctrl_c_exits_130() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiosls", "demo", "--latency-ms", "5000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(),
+    )
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("aiosls demo: emulator on http://127.0.0.1:")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert out == ""
+    assert err == "aiosls: interrupted\n"
