@@ -36,8 +36,8 @@ def test_there_are_model_samples_for_every_model() -> None:
 def test_every_sample_structures_under_the_strict_converter(op: str, case: str) -> None:
     items = json.loads(sample(op, case).body)
     cls = MODEL_OF[op]
-    strict = [STRICT.structure(item, cls) for item in items]
-    tolerant = [CONVERTER.structure(item, cls) for item in items]
+    strict: list[Any] = [STRICT.structure(item, cls) for item in items]
+    tolerant: list[Any] = [CONVERTER.structure(item, cls) for item in items]
     assert strict == tolerant
     # ... and unstructures back to exactly the wire object (every key known, none invented).
     for item, model in zip(items, strict, strict=True):
