@@ -22,6 +22,7 @@ __all__ = [
     "checkpoints_table",
     "error_dict",
     "groups_table",
+    "printable",
     "result_dict",
     "status_counts",
     "table",
@@ -92,9 +93,17 @@ def dumps_line(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\r``, ...): names and consumer ids
+    come from the server, and must not move the cursor or recolour the user's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, right: Iterable[int] = ()) -> str:
-    """A plain aligned text table (no external dependency)."""
-    body = [list(map(str, row)) for row in rows]
+    """A plain aligned text table (no external dependency); control characters are escaped."""
+    body = [[printable(str(cell)) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in body:
         for i, cell in enumerate(row):

@@ -28,6 +28,7 @@ from ._output import (
     checkpoints_table,
     dumps_line,
     groups_table,
+    printable,
     result_dict,
     status_counts,
 )
@@ -399,7 +400,7 @@ async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, SlsError) else f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())
+    return printable(" ".join(text.split()))
 
 
 def main(

@@ -281,6 +281,45 @@ async def test_scan_a_logstore_that_cannot_be_listed_fails_alone(emu: Emulator, 
     assert emu.faults.injected["latency"] == 1
 
 
+async def test_names_from_the_server_cannot_drive_the_terminal(emu: Emulator, creds: None) -> None:
+    emu.state.set_checkpoint(
+        "demo-project", "web-log", "cg-web", 0, "QQ==", consumer="evil\x1b[2J\x1b[31m\rx"
+    )
+    for argv in (["scan", "demo-project"], ["checkpoints", "demo-project", "web-log", "cg-web"]):
+        r = await run(*argv, *conn(emu))
+        assert r.code == 0
+        assert "\x1b" not in r.out
+        assert "\r" not in r.out
+        assert "evil\\x1b[2J\\x1b[31m\\rx" in r.out
+    r = await run("scan", "demo-project", *conn(emu), "--format", "json")
+    assert {d["checkpoints"][0]["consumer"] for d in json.loads(r.out) if d["logstore"] == "web-log"} == {
+        "evil\x1b[2J\x1b[31m\rx"  # JSON carries the exact value
+    }
+
+
+async def test_ndjson_into_a_closed_pipe_stops_quietly(emu: Emulator) -> None:
+    # `aiosls scan ... --format ndjson | head -1`: the reader goes away after one line.
+    emu.faults.configure(latency_ms=50)
+    env = subprocess_env(ALIBABA_CLOUD_ACCESS_KEY_ID=AK, ALIBABA_CLOUD_ACCESS_KEY_SECRET=SK)
+    argv = [*AIOSLS, "scan", "big-project", *conn(emu), "--format", "ndjson", "--concurrency", "2"]
+
+    def head_1() -> tuple[str, int, str]:
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        ) as proc:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            first = proc.stdout.readline()
+            proc.stdout.close()
+            err = proc.stderr.read()
+            return first, proc.wait(timeout=15), err
+
+    first, code, err = await asyncio.to_thread(head_1)
+    assert json.loads(first)["project"] == "big-project"
+    assert code == 0
+    assert err == ""
+
+
 async def test_progress_is_silent_when_stderr_is_not_a_terminal(emu: Emulator, creds: None) -> None:
     r = await run("scan", "big-project", *conn(emu))
     assert r.code == 0
