@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import getpass
 import logging
 import os
 import random
@@ -174,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _credentials(args: argparse.Namespace, stdin: TextIO) -> CredentialsProvider | Credentials:
     if args.access_key_secret_stdin:
-        secret = stdin.readline().strip()
+        # Typed at a terminal: read without echo. Piped in: a plain line.
+        secret = getpass.getpass("AccessKey secret: ") if stdin.isatty() else stdin.readline().strip()
         key_id = args.access_key_id or os.environ.get(ENV_ACCESS_KEY_ID, "")
         if not key_id or not secret:
             raise UsageError("--access-key-secret-stdin needs an access key id and a secret line on stdin")
