@@ -1,0 +1,408 @@
+"""Fan-out benchmark: ``get_checkpoints_many`` vs bare aiohttp, in one run (issue #5, section 3).
+
+The emulator runs in its own processes, seeded with a fleet of consumer groups (default
+4 projects x 25 logstores x 20 groups = 2,000 targets of 4 shards; N > fleet cycles over it).
+Two emulators are started: one verifying signatures, which aiosls talks to (so its signing is
+real work that a server checks), and one with ``--no-verify`` for bare aiohttp, which sends
+static pre-built headers and so cannot sign. Only the client's CPU is compared; the server's
+CPU is read from its process and printed, to show it is not what limits the client.
+
+Each side runs in a fresh client subprocess (clean peak RSS, no shared warm caches), after an
+untimed warm-up against the same emulator, alternating aiosls, bare, aiosls, bare ... for
+``--repeat`` rounds; medians are reported. Per side: requests/s, client CPU us per request
+(``time.process_time`` of the client process only), peak RSS, connections the emulator accepted
+during the timed run, server CPU per request. Both sides use a fixed pool of ``C`` workers
+(aiosls's own), the same keep-alive pool size, read every body and decode it with orjson;
+aiosls additionally signs (V4 by default), validates names and structures ``ShardCheckpoint``
+models - that is the overhead the 1.15x target is about.
+
+Usage::
+
+    python benchmarks/fanout.py [--targets 2000] [--concurrency 64] [--repeat 3]
+    python benchmarks/fanout.py --targets 20000 --signature v1
+    python benchmarks/fanout.py --memory            # aiosls alone: 1,000 vs 100,000 streamed targets
+    python benchmarks/fanout.py --profile out.prof  # cProfile one aiosls run (client side)
+
+Secrets are never printed: the emulator's well-known demo key is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+FLEET = (4, 25, 20)  # projects, logstores per project, consumer groups per logstore
+SHARDS = 4
+PROFILE_ENV = "AIOSLS_FANOUT_PROFILE"
+
+
+def _seed(projects: int, logstores: int, groups: int) -> dict[str, Any]:
+    # Half the shards committed, half never ("" checkpoint): both shapes get parsed.
+    checkpoints = {
+        str(s): {
+            "checkpoint": "MTUyNDE1NTM3OTM3MzkwODQ5Ng==",
+            "consumer": f"c-{s}",
+            "update_time": 1524224984800922,
+        }
+        for s in range(SHARDS // 2)
+    }
+    return {
+        "projects": {
+            f"bench-p{p}": {
+                "logstores": {
+                    f"store-{ls:03d}": {
+                        "shards": SHARDS,
+                        "consumer_groups": {
+                            f"cg-{g:02d}": {"checkpoints": checkpoints} for g in range(groups)
+                        },
+                    }
+                    for ls in range(logstores)
+                }
+            }
+            for p in range(projects)
+        }
+    }
+
+
+def _fleet(projects: int, logstores: int, groups: int) -> list[tuple[str, str, str]]:
+    return [
+        (f"bench-p{p}", f"store-{ls:03d}", f"cg-{g:02d}")
+        for p in range(projects)
+        for ls in range(logstores)
+        for g in range(groups)
+    ]
+
+
+def _cycle(fleet: list[tuple[str, str, str]], n: int) -> Iterator[tuple[str, str, str]]:
+    for i in range(n):
+        yield fleet[i % len(fleet)]
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# --- the emulator, in its own process ----------------------------------------------------------
+
+
+def _emulator_main(conn: Connection, seed_path: str, verify: bool) -> None:
+    """Serve until told to stop; answer "counters" requests over ``conn`` (runs in a child)."""
+    from aiosls.emulator import Emulator
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        async with Emulator(seed=seed_path, verify_signatures=verify) as emu:
+
+            def on_message() -> None:
+                msg = conn.recv()
+                if msg == "stop":
+                    loop.remove_reader(conn.fileno())
+                    stop.set()
+                else:
+                    conn.send((emu.counters.connections, emu.counters.requests_total))
+
+            loop.add_reader(conn.fileno(), on_message)
+            conn.send(emu.endpoint)
+            await stop.wait()
+
+    asyncio.run(serve())
+
+
+class EmulatorProcess:
+    def __init__(self, seed_path: str, *, verify: bool) -> None:
+        import psutil
+
+        self.verify = verify
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_emulator_main, args=(child, seed_path, verify), daemon=True)
+        self._proc.start()
+        self.endpoint: str = self._conn.recv()
+        assert self._proc.pid is not None
+        self._ps = psutil.Process(self._proc.pid)
+
+    def snapshot(self) -> tuple[int, int, float]:
+        """(connections accepted, requests received, CPU seconds) so far."""
+        self._conn.send("counters")
+        connections, requests = self._conn.recv()
+        cpu = self._ps.cpu_times()
+        return connections, requests, cpu.user + cpu.system
+
+    def close(self) -> None:
+        self._conn.send("stop")
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.terminate()
+
+
+# --- the clients (each run in a fresh subprocess) ------------------------------------------------
+
+
+async def _run_aiosls(cfg: dict[str, Any], n: int, lazy: bool) -> tuple[int, int]:
+    from aiosls import CheckpointService, CheckpointTarget, Credentials
+    from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+
+    fleet = _fleet(*cfg["fleet"])
+    if lazy:
+        targets: Any = (CheckpointTarget(*t) for t in _cycle(fleet, n))
+    else:
+        targets = [CheckpointTarget(*t) for t in _cycle(fleet, n)]
+    ok = failed = 0
+    async with (
+        CheckpointService(
+            cfg["endpoint"],
+            Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET),
+            signature_version=cfg["signature"],
+            region="cn-hangzhou" if cfg["signature"] == "v4" else None,
+            max_connections=cfg["pool"],
+        ) as svc,
+        svc.get_checkpoints_many(targets, concurrency=cfg["concurrency"]) as results,
+    ):
+        async for result in results:
+            if result.ok and result.checkpoints and len(result.checkpoints) == SHARDS:
+                ok += 1
+            else:
+                failed += 1
+    return ok, failed
+
+
+async def _run_bare(cfg: dict[str, Any], n: int, lazy: bool) -> tuple[int, int]:
+    import aiohttp
+    import orjson
+    from yarl import URL
+
+    host, _, port = cfg["endpoint"].removeprefix("http://").partition(":")
+    # Static, pre-built per fleet entry: the URL and a header dict naming the project in Host.
+    requests = [
+        (
+            URL(f"http://{host}:{port}/logstores/{ls}/consumergroups/{cg}", encoded=True),
+            {"Host": f"{p}.{host}:{port}", "x-log-apiversion": "0.6.0", "x-log-bodyrawsize": "0"},
+        )
+        for p, ls, cg in _fleet(*cfg["fleet"])
+    ]
+    source = iter(range(n))
+    ok = failed = 0
+    connector = aiohttp.TCPConnector(limit=cfg["pool"])
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal ok, failed
+            for i in source:
+                url, headers = requests[i % len(requests)]
+                async with session.get(url, headers=headers) as resp:
+                    body = await resp.read()
+                    if resp.status == 200 and len(orjson.loads(body)) == SHARDS:
+                        ok += 1
+                    else:
+                        failed += 1
+
+        await asyncio.gather(*(worker() for _ in range(cfg["concurrency"])))
+    return ok, failed
+
+
+def _client_main(raw: str) -> None:
+    """One side's run in this fresh process: warm up, say "ready", wait for "go", run, report."""
+    cfg = json.loads(raw)
+    run = _run_aiosls if cfg["side"] == "aiosls" else _run_bare
+    warm = min(cfg["targets"], max(500, 4 * cfg["concurrency"]))
+    asyncio.run(run(cfg, warm, cfg["lazy"]))  # untimed: imports, lazy hooks, code paths
+    print("ready", flush=True)
+    sys.stdin.readline()
+    rss0 = _rss_mib()
+    profiler = None
+    if cfg.get("profile"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    ok, failed = asyncio.run(run(cfg, cfg["targets"], cfg["lazy"]))
+    cpu1, t1 = time.process_time(), time.perf_counter()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(cfg["profile"])
+    result = {
+        "ok": ok,
+        "failed": failed,
+        "wall": t1 - t0,
+        "cpu": cpu1 - cpu0,
+        "peak_rss": _peak_rss_mib(),
+        "rss_before": rss0,
+    }
+    print(json.dumps(result), flush=True)
+
+
+def run_side(emu: EmulatorProcess, cfg: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--_client", json.dumps(cfg | {"endpoint": emu.endpoint})],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"client {cfg['side']} failed to start: {line!r}")
+    c0, r0, s0 = emu.snapshot()
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    result: dict[str, Any] = json.loads(proc.stdout.readline())
+    c1, r1, s1 = emu.snapshot()
+    proc.wait(30)
+    n = result["ok"] + result["failed"]
+    result.update(
+        side=cfg["side"],
+        requests=n,
+        rps=n / result["wall"],
+        cpu_us=result["cpu"] / n * 1e6,
+        connections=c1 - c0,
+        server_requests=r1 - r0,
+        server_cpu_us=(s1 - s0) / max(r1 - r0, 1) * 1e6,
+        server_busy=(s1 - s0) / result["wall"],
+    )
+    return result
+
+
+# --- modes -------------------------------------------------------------------------------------
+
+
+def _start(seed_path: str, verifies: list[bool]) -> dict[bool, EmulatorProcess]:
+    return {v: EmulatorProcess(seed_path, verify=v) for v in verifies}
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['side']:7} {r['rps']:8.0f} req/s  client CPU {r['cpu_us']:6.1f} us/req  "
+        f"peak RSS {r['peak_rss']:6.1f} MiB  connections {r['connections']:4d}  "
+        f"server CPU {r['server_cpu_us']:5.1f} us/req (busy {r['server_busy']:4.0%})  "
+        f"ok {r['ok']} failed {r['failed']}"
+    )
+
+
+def compare(args: argparse.Namespace, seed_path: str) -> None:
+    aiosls_verify = not args.no_verify
+    emulators = _start(seed_path, sorted({aiosls_verify, False}))
+    base = {
+        "fleet": FLEET,
+        "targets": args.targets,
+        "concurrency": args.concurrency,
+        "pool": args.pool,
+        "signature": args.signature,
+        "lazy": False,
+    }
+    print(
+        f"fan-out of {args.targets} GetCheckPoint targets, concurrency {args.concurrency}, "
+        f"keep-alive pool {args.pool}, {args.repeat} alternating rounds; aiosls signs {args.signature} "
+        f"against an emulator {'verifying signatures' if aiosls_verify else 'with --no-verify'}, "
+        "bare aiohttp sends static headers to one with --no-verify; both decode bodies with orjson",
+        flush=True,
+    )
+    runs: dict[str, list[dict[str, Any]]] = {"aiosls": [], "bare": []}
+    try:
+        for i in range(args.repeat):
+            for side in ("aiosls", "bare"):
+                emu = emulators[aiosls_verify if side == "aiosls" else False]
+                cfg = base | {"side": side}
+                if side == "aiosls" and args.profile and i == 0:
+                    cfg["profile"] = args.profile
+                r = run_side(emu, cfg)
+                runs[side].append(r)
+                print(f"  round {i + 1}: {_line(r)}", flush=True)
+    finally:
+        for emu in emulators.values():
+            emu.close()
+    med = {
+        side: {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "side"} | {"side": side}
+        for side, rs in runs.items()
+    }
+    for r in med.values():
+        r["ok"], r["failed"], r["connections"] = int(r["ok"]), int(r["failed"]), int(r["connections"])
+    print("median:")
+    for side in ("aiosls", "bare"):
+        print(f"  {_line(med[side])}")
+    a, b = med["aiosls"], med["bare"]
+    cpu_ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(runs["aiosls"], runs["bare"], strict=True)]
+    print(
+        f"ratio aiosls/bare: client CPU per request {a['cpu_us'] / b['cpu_us']:.2f}x "
+        f"(per round {', '.join(f'{x:.2f}' for x in cpu_ratios)}; target <= 1.15x), "
+        f"req/s {a['rps'] / b['rps']:.2f}x; "
+        f"connections {a['connections']} (target <= concurrency {args.concurrency})"
+    )
+
+
+def memory(args: argparse.Namespace, seed_path: str) -> None:
+    emulators = _start(seed_path, [not args.no_verify])
+    emu = next(iter(emulators.values()))
+    base = {
+        "fleet": FLEET,
+        "concurrency": args.concurrency,
+        "pool": args.pool,
+        "signature": args.signature,
+        "lazy": True,
+        "side": "aiosls",
+    }
+    print(f"aiosls alone, lazy generator of targets, concurrency {args.concurrency}, fresh process each")
+    try:
+        results = {}
+        for n in (1_000, args.memory_targets):
+            r = run_side(emu, base | {"targets": n})
+            results[n] = r
+            print(f"  {n:7d} targets: {_line(r)}", flush=True)
+    finally:
+        emu.close()
+    small, large = results[1_000], results[args.memory_targets]
+    diff = large["peak_rss"] - small["peak_rss"]
+    print(
+        f"peak RSS {small['peak_rss']:.1f} MiB (1,000) vs {large['peak_rss']:.1f} MiB "
+        f"({args.memory_targets:,}): difference {diff:+.1f} MiB (target within 30 MiB)"
+    )
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--_client":
+        _client_main(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--targets", type=int, default=2_000, help="GetCheckPoint calls per side")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (both sides)")
+    parser.add_argument("--pool", type=int, default=100, help="keep-alive pool size (the service default)")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating rounds; medians reported")
+    parser.add_argument("--signature", choices=("v1", "v4"), default="v4", help="aiosls signature version")
+    parser.add_argument("--no-verify", action="store_true", help="aiosls talks to a --no-verify emulator too")
+    parser.add_argument("--memory", action="store_true", help="peak RSS, 1,000 vs --memory-targets")
+    parser.add_argument("--memory-targets", type=int, default=100_000)
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the first aiosls run into FILE")
+    args = parser.parse_args()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(_seed(*FLEET), f)
+    try:
+        if args.memory:
+            memory(args, f.name)
+        else:
+            compare(args, f.name)
+    finally:
+        os.unlink(f.name)
+
+
+if __name__ == "__main__":
+    main()
