@@ -62,20 +62,32 @@ def _json_body(value: Any) -> bytes:
     return dumps(value)
 
 
+def _logstore_path(project: str, logstore: str) -> str:
+    """Validate ``project`` and ``logstore`` (spec §11); return the logstore's encoded path."""
+    names.validate_project(project)
+    names.validate_logstore(logstore)
+    return f"/logstores/{_seg(logstore)}"
+
+
+def _group_path(project: str, logstore: str, consumer_group: str) -> str:
+    """Validate all three names; return the consumer group's encoded path."""
+    path = _logstore_path(project, logstore)
+    names.validate_consumer_group(consumer_group)
+    return f"{path}/consumergroups/{_seg(consumer_group)}"
+
+
 # --- builders -------------------------------------------------------------------------------------
 
 
 def get_checkpoint(project: str, logstore: str, consumer_group: str, shard: int | None = None) -> Operation:
     """GetCheckPoint: every shard's checkpoint, or one shard's (``[]`` if it does not exist)."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
-    names.validate_consumer_group(consumer_group)
+    path = _group_path(project, logstore, consumer_group)
     params = {} if shard is None else {"shard": str(names.validate_shard(shard))}
     return Operation(
         "GetCheckPoint",
         "GET",
         project,
-        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        path,
         params,
         logstore=logstore,
     )
@@ -92,9 +104,7 @@ def update_checkpoint(
     force_success: bool = True,
 ) -> Operation:
     """ConsumerGroupUpdateCheckPoint. ``forceSuccess`` goes out lower-case (``true``/``false``)."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
-    names.validate_consumer_group(consumer_group)
+    path = _group_path(project, logstore, consumer_group)
     names.validate_shard(shard)
     if not isinstance(checkpoint, str) or not checkpoint:
         raise ValidationError("checkpoint must be a non-empty cursor string", error_code="ParameterInvalid")
@@ -103,7 +113,7 @@ def update_checkpoint(
         "ConsumerGroupUpdateCheckPoint",
         "POST",
         project,
-        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        path,
         {"type": "checkpoint", "consumer": consumer, "forceSuccess": "true" if force_success else "false"},
         _json_body({"shard": shard, "checkpoint": checkpoint}),
         # Setting the same value twice is harmless; the retry policy keeps retries prompt.
@@ -125,9 +135,7 @@ def heartbeat(
     project: str, logstore: str, consumer_group: str, consumer: str, shards: Iterable[int]
 ) -> Operation:
     """ConsumerGroupHeartBeat: report held shards, learn the assigned ones."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
-    names.validate_consumer_group(consumer_group)
+    path = _group_path(project, logstore, consumer_group)
     if not _check_consumer(consumer):
         raise ValidationError("consumer must not be empty", error_code="ParameterInvalid")
     held = [names.validate_shard(s, "shards[]") for s in shards]
@@ -135,7 +143,7 @@ def heartbeat(
         "ConsumerGroupHeartBeat",
         "POST",
         project,
-        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        path,
         {"type": "heartbeat", "consumer": consumer},
         _json_body(held),
         logstore=logstore,
@@ -155,15 +163,13 @@ def create_consumer_group(
     project: str, logstore: str, consumer_group: str, *, timeout: int, order: bool = False
 ) -> Operation:
     """CreateConsumerGroup. Not idempotent: a replay answers ``ConsumerGroupAlreadyExist``."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
-    names.validate_consumer_group(consumer_group)
+    _group_path(project, logstore, consumer_group)  # validates all three names
     body = {"consumerGroup": consumer_group, "timeout": _check_timeout(timeout), "order": bool(order)}
     return Operation(
         "CreateConsumerGroup",
         "POST",
         project,
-        f"/logstores/{_seg(logstore)}/consumergroups",
+        f"{_logstore_path(project, logstore)}/consumergroups",
         body=_json_body(body),
         idempotent=False,
         logstore=logstore,
@@ -179,9 +185,7 @@ def update_consumer_group(
     order: bool | None = None,
 ) -> Operation:
     """UpdateConsumerGroup: change ``timeout`` and/or ``order``."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
-    names.validate_consumer_group(consumer_group)
+    path = _group_path(project, logstore, consumer_group)
     body: dict[str, Any] = {}
     if order is not None:
         body["order"] = bool(order)
@@ -193,7 +197,7 @@ def update_consumer_group(
         "UpdateConsumerGroup",
         "PUT",
         project,
-        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        path,
         body=_json_body(body),
         logstore=logstore,
     )
@@ -201,36 +205,32 @@ def update_consumer_group(
 
 def delete_consumer_group(project: str, logstore: str, consumer_group: str) -> Operation:
     """DeleteConsumerGroup."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
-    names.validate_consumer_group(consumer_group)
+    path = _group_path(project, logstore, consumer_group)
     return Operation(
         "DeleteConsumerGroup",
         "DELETE",
         project,
-        f"/logstores/{_seg(logstore)}/consumergroups/{_seg(consumer_group)}",
+        path,
         logstore=logstore,
     )
 
 
 def list_consumer_groups(project: str, logstore: str) -> Operation:
     """ListConsumerGroup (no paging: at most 30 groups per logstore)."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
+    path = _logstore_path(project, logstore)
     return Operation(
         "ListConsumerGroup",
         "GET",
         project,
-        f"/logstores/{_seg(logstore)}/consumergroups",
+        f"{path}/consumergroups",
         logstore=logstore,
     )
 
 
 def list_shards(project: str, logstore: str) -> Operation:
     """ListShards."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
-    return Operation("ListShards", "GET", project, f"/logstores/{_seg(logstore)}/shards", logstore=logstore)
+    path = _logstore_path(project, logstore)
+    return Operation("ListShards", "GET", project, f"{path}/shards", logstore=logstore)
 
 
 MAX_LOGSTORE_PAGE: Final = 500
@@ -254,8 +254,7 @@ def list_logstores(
 
 def get_cursor(project: str, logstore: str, shard: int, from_: str | int) -> Operation:
     """GetCursor: ``from_`` is ``"begin"``, ``"end"`` or unix seconds."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
+    path = _logstore_path(project, logstore)
     names.validate_shard(shard)
     if isinstance(from_, bool) or not (from_ in ("begin", "end") or (isinstance(from_, int) and from_ >= 0)):
         raise ValidationError(
@@ -266,7 +265,7 @@ def get_cursor(project: str, logstore: str, shard: int, from_: str | int) -> Ope
         "GetCursor",
         "GET",
         project,
-        f"/logstores/{_seg(logstore)}/shards/{shard}",
+        f"{path}/shards/{shard}",
         {"type": "cursor", "from": str(from_)},
         logstore=logstore,
     )
@@ -274,8 +273,7 @@ def get_cursor(project: str, logstore: str, shard: int, from_: str | int) -> Ope
 
 def get_cursor_time(project: str, logstore: str, shard: int, cursor: str) -> Operation:
     """GetCursorTime: the server receive time (unix seconds) of the package at ``cursor``."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
+    path = _logstore_path(project, logstore)
     names.validate_shard(shard)
     if not isinstance(cursor, str) or not cursor:
         raise ValidationError("cursor must be a non-empty string", error_code="ParameterInvalid")
@@ -283,7 +281,7 @@ def get_cursor_time(project: str, logstore: str, shard: int, cursor: str) -> Ope
         "GetCursorTime",
         "GET",
         project,
-        f"/logstores/{_seg(logstore)}/shards/{shard}",
+        f"{path}/shards/{shard}",
         {"type": "cursor_time", "cursor": cursor},
         logstore=logstore,
     )
@@ -298,8 +296,7 @@ def create_project(project: str, *, description: str = "") -> Operation:
 
 def create_logstore(project: str, logstore: str, *, shard_count: int = 2, ttl: int = 30) -> Operation:
     """CreateLogStore with ``shard_count`` shards and ``ttl`` days of retention."""
-    names.validate_project(project)
-    names.validate_logstore(logstore)
+    _logstore_path(project, logstore)  # validates both names; the call itself posts to /logstores
     if isinstance(shard_count, bool) or not isinstance(shard_count, int) or not 0 < shard_count <= 256:
         raise ValidationError("shard_count must be 1..256", error_code="ParameterInvalid")
     body = {"logstoreName": logstore, "shardCount": shard_count, "ttl": ttl}
