@@ -2,7 +2,7 @@
 faults and answers in SLS's wire format (spec §3, §4, §9).
 
 A plain ``aiohttp.web.Server`` handler (no Application, router or middlewares) keeps the hot
-path short: split the raw path, form-decode the raw query, verify, look up, ``orjson.dumps``.
+path short: split the raw path, form-decode the raw query, verify, look up, dump JSON.
 Every failure becomes an SLS error answer with a 4xx status; nothing a client sends can make
 the handler raise, and only an emulator bug (logged) answers 500 without an injected fault.
 """
@@ -19,9 +19,9 @@ from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
-import orjson
 from aiohttp import web
 
+from .._serde import dumps, loads
 from ..signing import http_date
 from .auth import Verifier
 from .faults import Counters, FaultInjector
@@ -74,8 +74,8 @@ def _json_body(body: bytes) -> Any:
     if not body:
         raise _bad("request body must be JSON, got an empty body", "PostBodyInvalid")
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return loads(body)
+    except ValueError:  # orjson's and json's decode errors are both ValueErrors
         raise _bad("request body is not valid JSON", "PostBodyInvalid") from None
 
 
@@ -155,7 +155,7 @@ class EmulatorHandler:
 
     def _ok(self, api: str, payload: Any) -> web.Response:
         self.counters.served[api] += 1
-        body = b"" if payload is None else orjson.dumps(payload)
+        body = b"" if payload is None else dumps(payload)
         return web.Response(
             body=body,
             headers=self._headers(),
@@ -175,7 +175,7 @@ class EmulatorHandler:
         self.counters.errors[code] += 1
         return web.Response(
             status=status,
-            body=orjson.dumps({"errorCode": code, "errorMessage": message}),
+            body=dumps({"errorCode": code, "errorMessage": message}),
             headers=self._headers(),
         )
 
