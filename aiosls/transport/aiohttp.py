@@ -23,7 +23,11 @@ __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport"]
 
 #: GetCheckPoint for a 512-shard logstore is ~70 KiB; anything near this is not SLS talking.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
-_SKIP_AUTO_HEADERS: Final = frozenset({"Content-Type"})
+_SKIP_CONTENT_TYPE: Final = frozenset({"Content-Type"})
+_SKIP_USER_AGENT: Final = frozenset({"User-Agent"})
+_SKIP_BOTH: Final = _SKIP_CONTENT_TYPE | _SKIP_USER_AGENT
+# aiohttp adds an automatic Content-Type only to these methods or to a request with a body.
+_AUTO_CONTENT_TYPE_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
 class AiohttpTransport:
@@ -75,13 +79,21 @@ class AiohttpTransport:
                 ttl_dns_cache=300,
                 ssl=self._ssl,
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=True,
-                trust_env=False,
-                skip_auto_headers=("User-Agent",),
-            )
+            # No session-wide skip_auto_headers: aiohttp would then copy the headers of every
+            # request; send() names the skips a request needs (usually none).
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True, trust_env=False)
         return self._session
+
+    def _skip_auto_headers(self, request: HttpRequest) -> frozenset[str] | None:
+        """The automatic headers aiohttp must not add to ``request`` (they would change what
+        was signed), or None when it would add none anyway: naming skips costs a copy."""
+        headers = request.headers
+        skip_type = bool(request.body) or request.method.upper() in _AUTO_CONTENT_TYPE_METHODS
+        # Our own session never sends aiohttp's User-Agent; a borrowed one keeps its settings.
+        skip_agent = self._owns_session and "User-Agent" not in headers and "user-agent" not in headers
+        if skip_type:
+            return _SKIP_BOTH if skip_agent else _SKIP_CONTENT_TYPE
+        return _SKIP_USER_AGENT if skip_agent else None
 
     def _timeout(self, read: float | None) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read)
@@ -103,7 +115,7 @@ class AiohttpTransport:
                 URL(request.url, encoded=True),
                 headers=request.headers,
                 data=request.body or None,
-                skip_auto_headers=_SKIP_AUTO_HEADERS,
+                skip_auto_headers=self._skip_auto_headers(request),
                 allow_redirects=False,
                 timeout=self._timeout(timeout),
                 ssl=self._request_ssl,
