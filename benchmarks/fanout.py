@@ -1,18 +1,21 @@
 """Fan-out benchmark: ``get_checkpoints_many`` vs bare aiohttp, in one run (issue #5, section 3).
 
-The emulator runs in its own processes, seeded with a fleet of consumer groups (default
+The emulator runs in its own process, seeded with a fleet of consumer groups (default
 4 projects x 25 logstores x 20 groups = 2,000 targets of 4 shards; N > fleet cycles over it).
-Two emulators are started: one verifying signatures, which aiosls talks to (so its signing is
-real work that a server checks), and one with ``--no-verify`` for bare aiohttp, which sends
-static pre-built headers and so cannot sign. Only the client's CPU is compared; the server's
-CPU is read from its process and printed, to show it is not what limits the client.
+Both sides talk to the same emulator process, which verifies signatures: aiosls signs every
+request itself, bare aiohttp replays static headers that were signed once per fleet entry
+before timing (a signature stays valid for 15 minutes). So the server does the same work for
+both and its speed, which affects how many responses the client handles per event-loop
+iteration, cannot favour either side. Only the client's CPU is compared; the server's CPU is
+read from its process and printed, to show it is not what limits the client.
 
 Each side runs in a fresh client subprocess (clean peak RSS, no shared warm caches), after an
 untimed warm-up against the same emulator, alternating aiosls, bare, aiosls, bare ... for
 ``--repeat`` rounds; medians are reported. Per side: requests/s, client CPU us per request
 (``time.process_time`` of the client process only), peak RSS, connections the emulator accepted
-during the timed run, server CPU per request. Both sides use a fixed pool of ``C`` workers
-(aiosls's own), the same keep-alive pool size, read every body and decode it with orjson;
+during the timed run, server CPU per request. Both sides keep ``C`` requests in flight (aiosls:
+its own fan-out pool; bare: ``C`` worker coroutines over one shared iterator), use the same
+keep-alive pool size, read every body and decode it with orjson;
 aiosls additionally signs (V4 by default), validates names and structures ``ShardCheckpoint``
 models - that is the overhead the 1.15x target is about.
 
@@ -156,15 +159,18 @@ class EmulatorProcess:
 # --- the clients (each run in a fresh subprocess) ------------------------------------------------
 
 
-async def _run_aiosls(cfg: dict[str, Any], n: int, lazy: bool) -> tuple[int, int]:
-    from aiosls import CheckpointService, CheckpointTarget, Credentials
+def _aiosls_targets(cfg: dict[str, Any], n: int) -> Any:
+    """The N targets: a list built up front (untimed), or a lazy generator for --memory."""
+    from aiosls import CheckpointTarget
+
+    targets = (CheckpointTarget(*t) for t in _cycle(_fleet(*cfg["fleet"]), n))
+    return targets if cfg["lazy"] else list(targets)
+
+
+async def _run_aiosls(cfg: dict[str, Any], targets: Any) -> tuple[int, int]:
+    from aiosls import CheckpointService, Credentials
     from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
 
-    fleet = _fleet(*cfg["fleet"])
-    if lazy:
-        targets: Any = (CheckpointTarget(*t) for t in _cycle(fleet, n))
-    else:
-        targets = [CheckpointTarget(*t) for t in _cycle(fleet, n)]
     ok = failed = 0
     async with (
         CheckpointService(
@@ -184,20 +190,44 @@ async def _run_aiosls(cfg: dict[str, Any], n: int, lazy: bool) -> tuple[int, int
     return ok, failed
 
 
-async def _run_bare(cfg: dict[str, Any], n: int, lazy: bool) -> tuple[int, int]:
-    import aiohttp
-    import orjson
+def _presigned(cfg: dict[str, Any]) -> list[tuple[Any, dict[str, str]]]:
+    """Per fleet entry, the URL and *static* headers, signed once now by aiosls (untimed).
+
+    A signature stays valid for 15 minutes (the emulator's allowed skew), so bare aiohttp can
+    replay these exact headers against the same verifying emulator aiosls talks to.
+    """
+    from datetime import UTC, datetime
+
     from yarl import URL
 
-    host, _, port = cfg["endpoint"].removeprefix("http://").partition(":")
-    # Static, pre-built per fleet entry: the URL and a header dict naming the project in Host.
-    requests = [
-        (
-            URL(f"http://{host}:{port}/logstores/{ls}/consumergroups/{cg}", encoded=True),
-            {"Host": f"{p}.{host}:{port}", "x-log-apiversion": "0.6.0", "x-log-bodyrawsize": "0"},
+    from aiosls import _sansio
+    from aiosls.credentials import Credentials
+    from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+    from aiosls.endpoint import parse_endpoint
+
+    endpoint = parse_endpoint(cfg["endpoint"])
+    credentials = Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET)
+    now = datetime.now(UTC)
+    out = []
+    for p, ls, cg in _fleet(*cfg["fleet"]):
+        req = _sansio.build_request(
+            _sansio.get_checkpoint(p, ls, cg),
+            endpoint=endpoint,
+            credentials=credentials,
+            now=now,
+            signature_version=cfg["signature"],
+            region="cn-hangzhou",
+            user_agent="bench-bare",
         )
-        for p, ls, cg in _fleet(*cfg["fleet"])
-    ]
+        out.append((URL(req.url, encoded=True), dict(req.headers)))
+    return out
+
+
+async def _run_bare(cfg: dict[str, Any], prepared: tuple[int, list[Any]]) -> tuple[int, int]:
+    import aiohttp
+    import orjson
+
+    n, requests = prepared
     source = iter(range(n))
     ok = failed = 0
     connector = aiohttp.TCPConnector(limit=cfg["pool"])
@@ -221,9 +251,16 @@ async def _run_bare(cfg: dict[str, Any], n: int, lazy: bool) -> tuple[int, int]:
 def _client_main(raw: str) -> None:
     """One side's run in this fresh process: warm up, say "ready", wait for "go", run, report."""
     cfg = json.loads(raw)
-    run = _run_aiosls if cfg["side"] == "aiosls" else _run_bare
+    aiosls = cfg["side"] == "aiosls"
+    run: Any = _run_aiosls if aiosls else _run_bare
+    signed = None if aiosls else _presigned(cfg)
+
+    def prepare(n: int) -> Any:
+        return _aiosls_targets(cfg, n) if aiosls else (n, signed)
+
     warm = min(cfg["targets"], max(500, 4 * cfg["concurrency"]))
-    asyncio.run(run(cfg, warm, cfg["lazy"]))  # untimed: imports, lazy hooks, code paths
+    asyncio.run(run(cfg, prepare(warm)))  # untimed: imports, lazy hooks, code paths
+    prepared = prepare(cfg["targets"])
     print("ready", flush=True)
     sys.stdin.readline()
     rss0 = _rss_mib()
@@ -234,7 +271,7 @@ def _client_main(raw: str) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    ok, failed = asyncio.run(run(cfg, cfg["targets"], cfg["lazy"]))
+    ok, failed = asyncio.run(run(cfg, prepared))
     cpu1, t1 = time.process_time(), time.perf_counter()
     if profiler is not None:
         profiler.disable()
@@ -286,10 +323,6 @@ def run_side(emu: EmulatorProcess, cfg: dict[str, Any]) -> dict[str, Any]:
 # --- modes -------------------------------------------------------------------------------------
 
 
-def _start(seed_path: str, verifies: list[bool]) -> dict[bool, EmulatorProcess]:
-    return {v: EmulatorProcess(seed_path, verify=v) for v in verifies}
-
-
 def _line(r: dict[str, Any]) -> str:
     return (
         f"{r['side']:7} {r['rps']:8.0f} req/s  client CPU {r['cpu_us']:6.1f} us/req  "
@@ -300,8 +333,7 @@ def _line(r: dict[str, Any]) -> str:
 
 
 def compare(args: argparse.Namespace, seed_path: str) -> None:
-    aiosls_verify = not args.no_verify
-    emulators = _start(seed_path, sorted({aiosls_verify, False}))
+    emu = EmulatorProcess(seed_path, verify=not args.no_verify)
     base = {
         "fleet": FLEET,
         "targets": args.targets,
@@ -312,16 +344,16 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
     }
     print(
         f"fan-out of {args.targets} GetCheckPoint targets, concurrency {args.concurrency}, "
-        f"keep-alive pool {args.pool}, {args.repeat} alternating rounds; aiosls signs {args.signature} "
-        f"against an emulator {'verifying signatures' if aiosls_verify else 'with --no-verify'}, "
-        "bare aiohttp sends static headers to one with --no-verify; both decode bodies with orjson",
+        f"keep-alive pool {args.pool}, {args.repeat} alternating rounds, one emulator process "
+        f"{'verifying signatures' if not args.no_verify else 'with --no-verify'} for both sides; "
+        f"aiosls signs each request ({args.signature}), bare aiohttp replays static headers "
+        "pre-signed before timing; both read every body and decode it with orjson",
         flush=True,
     )
     runs: dict[str, list[dict[str, Any]]] = {"aiosls": [], "bare": []}
     try:
         for i in range(args.repeat):
             for side in ("aiosls", "bare"):
-                emu = emulators[aiosls_verify if side == "aiosls" else False]
                 cfg = base | {"side": side}
                 if side == "aiosls" and args.profile and i == 0:
                     cfg["profile"] = args.profile
@@ -329,8 +361,7 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
                 runs[side].append(r)
                 print(f"  round {i + 1}: {_line(r)}", flush=True)
     finally:
-        for emu in emulators.values():
-            emu.close()
+        emu.close()
     med = {
         side: {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "side"} | {"side": side}
         for side, rs in runs.items()
@@ -351,8 +382,7 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
 
 
 def memory(args: argparse.Namespace, seed_path: str) -> None:
-    emulators = _start(seed_path, [not args.no_verify])
-    emu = next(iter(emulators.values()))
+    emu = EmulatorProcess(seed_path, verify=not args.no_verify)
     base = {
         "fleet": FLEET,
         "concurrency": args.concurrency,
