@@ -63,18 +63,38 @@ def _json_body(value: Any) -> bytes:
     return dumps(value)
 
 
-def _logstore_path(project: str, logstore: str) -> str:
-    """Validate ``project`` and ``logstore`` (spec §11); return the logstore's encoded path."""
+def _checked_logstore_path(project: str, logstore: str) -> str:
     names.validate_project(project)
     names.validate_logstore(logstore)
     return f"/logstores/{_seg(logstore)}"
 
 
-def _group_path(project: str, logstore: str, consumer_group: str) -> str:
-    """Validate all three names; return the consumer group's encoded path."""
-    path = _logstore_path(project, logstore)
+def _checked_group_path(project: str, logstore: str, consumer_group: str) -> str:
+    path = _checked_logstore_path(project, logstore)
     names.validate_consumer_group(consumer_group)
     return f"{path}/consumergroups/{_seg(consumer_group)}"
+
+
+# A fleet repeats the same few names across thousands of targets: remember valid ones. Only
+# valid names are cached (a ValidationError is raised, not returned), and the cache is bounded.
+_cached_logstore_path = lru_cache(maxsize=4096)(_checked_logstore_path)
+_cached_group_path = lru_cache(maxsize=16384)(_checked_group_path)
+
+
+def _logstore_path(project: str, logstore: str) -> str:
+    """Validate ``project`` and ``logstore`` (spec §11); return the logstore's encoded path."""
+    try:
+        return _cached_logstore_path(project, logstore)
+    except TypeError:  # unhashable, so certainly not a name: let the validators say why
+        return _checked_logstore_path(project, logstore)
+
+
+def _group_path(project: str, logstore: str, consumer_group: str) -> str:
+    """Validate all three names; return the consumer group's encoded path."""
+    try:
+        return _cached_group_path(project, logstore, consumer_group)
+    except TypeError:
+        return _checked_group_path(project, logstore, consumer_group)
 
 
 # --- builders -------------------------------------------------------------------------------------

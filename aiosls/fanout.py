@@ -1,10 +1,12 @@
 """Bounded, streaming fan-out of GetCheckPoint over many targets, and target discovery.
 
-A fixed pool of workers pulls targets from the (possibly lazy) source and hands results to the
-consumer through a queue; memory is bounded by the pool, not by the number of targets, and no
-task is created per target. Two limits are separate on purpose: the pool (``2 * concurrency``
-workers) bounds memory, while a semaphore of ``concurrency`` bounds requests *in flight*, held
-only around each attempt's send so a target sleeping out a backoff holds no slot.
+``concurrency`` workers pull targets from the (possibly lazy) source and hand results to the
+consumer through a bounded buffer; memory is bounded by the pool, not by the number of targets,
+and no task is created per target. A worker that sleeps out a backoff calls in a spare worker,
+so that sleep never costs an in-flight slot; spares retire as sleepers wake. A semaphore of
+``concurrency`` (held only around each attempt's send) keeps the in-flight bound exact even
+while a spare and a woken sleeper overlap. In the common case (no backoff) it is never
+contended, so no request waits for a hand-off between tasks.
 """
 
 from __future__ import annotations
@@ -12,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
-
-import attrs
 
 from .errors import SlsError
 from .models import CheckpointResult, CheckpointTarget
@@ -27,11 +27,6 @@ if TYPE_CHECKING:
     from .service import CheckpointService
 
 __all__ = ["CheckpointStream", "discover_targets"]
-
-
-@attrs.frozen
-class _WorkerDone:
-    task: asyncio.Task[None]
 
 
 class _ProjectLimiter:
@@ -69,6 +64,7 @@ class _Pool:
         retry: RetryPolicy | None,
     ) -> None:
         self.get_one = service._get_for_target
+        self.service_sleep: Callable[[float], Awaitable[None]] = service._sleep
         self.retry = retry
         self.sync_source: Iterator[CheckpointTarget] | None = None
         self.async_source: AsyncIterator[CheckpointTarget] | None = None
@@ -77,13 +73,19 @@ class _Pool:
         else:
             self.sync_source = iter(targets)
         self.source_lock = asyncio.Lock()
+        self.exhausted = False
+        self.concurrency = concurrency
         self.per_project = per_project_concurrency
         self.in_flight = asyncio.Semaphore(concurrency)
         self.project_slots: dict[str, _ProjectLimiter] = {}
-        self.size = 2 * concurrency
-        self.slots = asyncio.Semaphore(self.size)
-        self.queue: asyncio.Queue[CheckpointResult | _WorkerDone] = asyncio.Queue()
         self.workers: set[asyncio.Task[None]] = set()
+        self.sleeping = 0
+        self.alive = 0
+        self.error: BaseException | None = None
+        # Results not yet taken by the consumer: at most ``concurrency`` before workers wait.
+        self.ready: deque[CheckpointResult] = deque()
+        self.consumer_waiter: asyncio.Future[None] | None = None
+        self.space_waiters: deque[asyncio.Future[None]] = deque()
 
     def limit(self, project: str) -> AbstractAsyncContextManager[object]:
         if self.per_project is None:
@@ -94,35 +96,74 @@ class _Pool:
             self.project_slots[project] = limiter
         return limiter
 
+    def spawn(self) -> None:
+        task = asyncio.create_task(self.work())
+        self.workers.add(task)
+        self.alive += 1
+        task.add_done_callback(self.on_done)
+
     def start(self) -> None:
-        for _ in range(self.size):
-            task = asyncio.create_task(self.work())
-            self.workers.add(task)
-            task.add_done_callback(self.on_done)
+        for _ in range(self.concurrency):
+            self.spawn()
 
     def on_done(self, task: asyncio.Task[None]) -> None:
-        self.queue.put_nowait(_WorkerDone(task))
+        self.alive -= 1
+        self.workers.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None and self.error is None:
+            self.error = exc  # a bug (not an SlsError) in one target: the consumer re-raises it
+        self.wake_consumer()
+
+    def wake_consumer(self) -> None:
+        waiter, self.consumer_waiter = self.consumer_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def backoff_sleep(self, seconds: float) -> None:
+        """The retry loop's sleep inside a fan-out: a spare worker takes over the slot meanwhile."""
+        self.sleeping += 1
+        if not self.exhausted and len(self.workers) - self.sleeping < self.concurrency:
+            self.spawn()
+        try:
+            await self.service_sleep(seconds)
+        finally:
+            self.sleeping -= 1
 
     async def next_target(self) -> CheckpointTarget | None:
         if self.sync_source is not None:
-            return next(self.sync_source, None)
-        assert self.async_source is not None
-        async with self.source_lock:
-            try:
-                return await anext(self.async_source)
-            except StopAsyncIteration:
-                return None
+            target = next(self.sync_source, None)
+        else:
+            assert self.async_source is not None
+            async with self.source_lock:
+                try:
+                    target = await anext(self.async_source)
+                except StopAsyncIteration:
+                    target = None
+        if target is None:
+            self.exhausted = True
+        return target
 
     async def work(self) -> None:
-        while True:
-            await self.slots.acquire()
+        while len(self.workers) - self.sleeping <= self.concurrency:  # else: a spare retires
             target = await self.next_target()
             if target is None:
-                self.slots.release()
                 return
             if not isinstance(target, CheckpointTarget):
                 raise TypeError(f"fan-out targets must be CheckpointTarget, not {type(target).__name__}")
-            self.queue.put_nowait(await self.get_one(target, self.limit, self.retry))
+            result = await self.get_one(target, self.limit, self.retry, self.backoff_sleep)
+            self.ready.append(result)
+            self.wake_consumer()
+            while len(self.ready) > self.concurrency:  # the consumer is slower: wait for room
+                space = asyncio.get_running_loop().create_future()
+                self.space_waiters.append(space)
+                await space
+
+    def took_one(self) -> None:
+        """The consumer took a result: let one waiting worker go on."""
+        while self.space_waiters:
+            space = self.space_waiters.popleft()
+            if not space.done():
+                space.set_result(None)
+                return
 
     def cancel(self) -> None:
         for task in self.workers:
@@ -167,7 +208,6 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
         if per_project_concurrency is not None and per_project_concurrency < 1:
             raise ValueError("per_project_concurrency must be >= 1 or None")
         self._pool = _Pool(service, targets, concurrency, per_project_concurrency, retry)
-        self._live = 0
         self._started = False
         self._closed = False
         self._extra: deque[CheckpointResult] = extra_results if extra_results is not None else deque()
@@ -181,29 +221,29 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
         pool = self._pool
         if not self._started:
             self._started = True
-            self._live = pool.size
             pool.start()
         while True:
             if self._extra:
                 return self._extra.popleft()
-            if self._live == 0 and pool.queue.empty():
+            if pool.ready:
+                result = pool.ready.popleft()
+                pool.took_one()
+                return result
+            if pool.error is not None:
+                error, pool.error = pool.error, None
+                await self.aclose()
+                raise error
+            if pool.alive == 0:
                 await self.aclose()
                 raise StopAsyncIteration
+            waiter = asyncio.get_running_loop().create_future()
+            pool.consumer_waiter = waiter
             try:
-                item = await pool.queue.get()
+                await waiter
             except BaseException:
                 # Our consumer was cancelled: stop every worker now, not at garbage collection.
                 pool.cancel()
                 raise
-            if isinstance(item, _WorkerDone):
-                self._live -= 1
-                pool.workers.discard(item.task)
-                if not item.task.cancelled() and (exc := item.task.exception()) is not None:
-                    await self.aclose()
-                    raise exc  # a bug (not an SlsError) in one target stops the whole fan-out
-                continue
-            pool.slots.release()
-            return item
 
     async def aclose(self) -> None:
         """Cancel whatever is still in flight and wait for it to finish. Idempotent."""

@@ -6,6 +6,7 @@ of its own name says so in ``metadata["wire"]`` (read by :mod:`aiosls._serde`).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -20,6 +21,7 @@ __all__ = [
     "ConsumerGroup",
     "Shard",
     "ShardCheckpoint",
+    "MAX_EPOCH_VALUE",
     "epoch_to_datetime",
 ]
 
@@ -49,8 +51,15 @@ def epoch_to_datetime(value: int) -> datetime:
         raise ValueError(f"timestamp {value} is out of range") from exc
 
 
-def _update_time(self: ShardCheckpoint) -> datetime:
-    return epoch_to_datetime(self.update_time_us)
+#: The largest raw timestamp epoch_to_datetime accepts (9999-12-31T23:59:59.999999Z in µs).
+MAX_EPOCH_VALUE: Final = 253_402_300_799_999_999
+
+
+def _epoch_in_range(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    # Checked at construction (so at parse time) even though the datetime is built lazily:
+    # a bad updateTime must be a ResponseParseError, never a surprise on first access.
+    if not 0 <= value <= MAX_EPOCH_VALUE:
+        raise ValueError(f"{attribute.name} {value} is out of range")
 
 
 @attrs.frozen
@@ -64,13 +73,15 @@ class ShardCheckpoint:
     #: The committed cursor (opaque base64 text), or ``""`` if never committed.
     checkpoint: str
     #: Raw ``updateTime`` from the wire: microseconds since the Unix epoch.
-    update_time_us: int = attrs.field(metadata={"wire": "updateTime"})
+    update_time_us: int = attrs.field(metadata={"wire": "updateTime"}, validator=_epoch_in_range)
     #: The consumer that last held or committed the shard; may be ``""``.
     consumer: str = ""
-    #: ``update_time_us`` as an aware UTC datetime.
-    update_time: datetime = attrs.field(
-        init=False, default=attrs.Factory(_update_time, takes_self=True), eq=False
-    )
+
+    @functools.cached_property
+    def update_time(self) -> datetime:
+        """``update_time_us`` as an aware UTC datetime (built on first access: a fan-out
+        reading thousands of checkpoints often never looks at most of them)."""
+        return epoch_to_datetime(self.update_time_us)
 
     @property
     def committed(self) -> bool:

@@ -134,6 +134,8 @@ class CheckpointService:
                 f"signature V4 needs a region and none can be derived from {endpoint!r}: "
                 "pass region='cn-hangzhou' (for example) or signature_version='v1'"
             )
+        # Static keys skip the provider's await on every request (a fan-out makes thousands).
+        self._static_credentials = credentials if isinstance(credentials, Credentials) else None
         if credentials is None:
             self._provider: CredentialsProvider = EnvironmentCredentialsProvider()
         elif isinstance(credentials, Credentials):
@@ -222,15 +224,19 @@ class CheckpointService:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         limiter: _Limiter | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> _T:
+        """Run ``op`` with retries; ``limiter`` bounds each attempt's send (fan-out), ``sleep``
+        replaces the backoff sleep (the fan-out's calls in a spare worker meanwhile)."""
         self._check_open()
         total = timeout if timeout is not None else self._timeouts.total
+        policy = retry or self._retry
         if total is None:
-            return await self._call_retrying(op, parse, retry or self._retry, limiter)
+            return await self._call_retrying(op, parse, policy, limiter, sleep or self._sleep)
         deadline = asyncio.timeout(total)
         try:
             async with deadline:
-                return await self._call_retrying(op, parse, retry or self._retry, limiter)
+                return await self._call_retrying(op, parse, policy, limiter, sleep or self._sleep)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise  # a ReadTimeout from inside, not our total budget
@@ -244,6 +250,7 @@ class CheckpointService:
         parse: Callable[[HttpResponse], _T],
         policy: RetryPolicy,
         limiter: _Limiter | None,
+        sleep: Callable[[float], Awaitable[None]],
     ) -> _T:
         started = self._monotonic()
         try:
@@ -256,7 +263,7 @@ class CheckpointService:
         # the log line and the stop rules are exactly tenacity's from here on.
         retrying = policy.retrying(
             idempotent=op.idempotent,
-            sleep=self._sleep,
+            sleep=sleep,
             clock=self._monotonic,
             rng=self._rng,
             started=started,
@@ -280,7 +287,7 @@ class CheckpointService:
         """One attempt, plus at most one immediate re-sign for clock skew or an expired token."""
         fixed_skew = refreshed = False
         while True:
-            credentials = await self._provider.get_credentials()
+            credentials = self._static_credentials or await self._provider.get_credentials()
             request = _sansio.build_request(
                 op,
                 endpoint=self._endpoint,
@@ -565,12 +572,18 @@ class CheckpointService:
         )
 
     async def _get_for_target(
-        self, target: CheckpointTarget, limiter: _Limiter, retry: RetryPolicy | None
+        self,
+        target: CheckpointTarget,
+        limiter: _Limiter,
+        retry: RetryPolicy | None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> CheckpointResult:
         """One fan-out target; its SlsError becomes its result, anything else propagates."""
         try:
             op = _sansio.get_checkpoint(target.project, target.logstore, target.consumer_group, target.shard)
-            checkpoints = await self._call(op, _sansio.parse_checkpoints, retry=retry, limiter=limiter)
+            checkpoints = await self._call(
+                op, _sansio.parse_checkpoints, retry=retry, limiter=limiter, sleep=sleep
+            )
         except SlsError as exc:
             return CheckpointResult(target, error=exc)
         return CheckpointResult(target, tuple(checkpoints))

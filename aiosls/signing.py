@@ -59,19 +59,46 @@ def _utc(now: datetime) -> datetime:
     return now.astimezone(UTC)
 
 
+# Both date strings change once a second while a fan-out signs thousands of requests in it:
+# remember the last one. A (second, text) tuple is swapped in whole, so threads cannot tear it.
+# The key is exact integer arithmetic (int(timestamp()) would truncate toward zero before 1970).
+
+
+def _second(t: datetime) -> int:
+    return t.toordinal() * 86400 + t.hour * 3600 + t.minute * 60 + t.second
+
+
+_last_http_date: tuple[int, str] = (-1, "")
+_last_v4_timestamp: tuple[int, str] = (-1, "")
+
+
 def http_date(now: datetime) -> str:
     """``Thu, 05 Sep 2024 08:30:15 GMT``: the V1 ``Date`` header."""
+    global _last_http_date
     t = _utc(now)
-    return (
+    second = _second(t)
+    cached = _last_http_date
+    if cached[0] == second:
+        return cached[1]
+    text = (
         f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
         f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
     )
+    _last_http_date = (second, text)
+    return text
 
 
 def v4_timestamp(now: datetime) -> str:
     """``20240905T083015Z``: the V4 ``x-log-date`` header."""
+    global _last_v4_timestamp
     t = _utc(now)
-    return f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
+    second = _second(t)
+    cached = _last_v4_timestamp
+    if cached[0] == second:
+        return cached[1]
+    text = f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
+    _last_v4_timestamp = (second, text)
+    return text
 
 
 def content_md5(body: bytes) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from aiosls import signing
@@ -197,3 +197,19 @@ def test_v1_sign_then_verify_roundtrip(
     assert headers["Authorization"] == f"LOG ak:{signing.v1_signature(secret, sts, digest)}"
     assert "x-acs-security-token:tok\n" in sts
     assert ("Content-MD5" in headers) == bool(body)
+
+
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
+    st.integers(min_value=-3, max_value=3),
+)
+@example(datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC), 0)  # int(timestamp()) keys collide here
+def test_date_caches_never_serve_a_neighbouring_second(first: datetime, step: int) -> None:
+    """The per-second caches key on exact fields: .999999 and the next second never collide."""
+    second = first.replace(microsecond=999_999) + timedelta(microseconds=1 + step * 1_000_000)
+    for when in (first, first.replace(microsecond=999_999), second):
+        signing.v4_timestamp(first)  # prime the caches with a neighbour
+        signing.http_date(first)
+        assert signing.v4_timestamp(when) == when.strftime("%Y%m%dT%H%M%SZ")
+        expected = f"{when.strftime('%a, %d %b')} {when.year:04d} {when.strftime('%H:%M:%S')} GMT"
+        assert signing.http_date(when) == expected

@@ -98,9 +98,11 @@ class AiohttpTransport:
     def _timeout(self, read: float | None) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(read)
         if timeout is None:
+            # sock_connect, not connect: it bounds opening a connection (TCP + TLS) and arms no
+            # timer when the pool hands out a kept-alive one, which is nearly every request.
             timeout = aiohttp.ClientTimeout(
                 total=None,
-                connect=self._connect_timeout,
+                sock_connect=self._connect_timeout,
                 sock_read=read if read is not None else self._read_timeout,
             )
             self._timeouts[read] = timeout
