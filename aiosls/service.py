@@ -216,7 +216,7 @@ class CheckpointService:
 
     # --- the call machinery ---------------------------------------------------------------------
 
-    async def _call(
+    def _call(
         self,
         op: Operation,
         parse: Callable[[HttpResponse], _T],
@@ -225,18 +225,26 @@ class CheckpointService:
         timeout: float | None = None,
         limiter: _Limiter | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
-    ) -> _T:
+    ) -> Awaitable[_T]:
         """Run ``op`` with retries; ``limiter`` bounds each attempt's send (fan-out), ``sleep``
-        replaces the backoff sleep (the fan-out's calls in a spare worker meanwhile)."""
+        replaces the backoff sleep (the fan-out's calls in a spare worker meanwhile).
+
+        A plain function returning the awaitable: without a total timeout (the common case)
+        the caller awaits the retry loop directly, one coroutine layer fewer per request.
+        """
         self._check_open()
         total = timeout if timeout is not None else self._timeouts.total
-        policy = retry or self._retry
+        call = self._call_retrying(op, parse, retry or self._retry, limiter, sleep or self._sleep)
         if total is None:
-            return await self._call_retrying(op, parse, policy, limiter, sleep or self._sleep)
+            return call
+        return self._within(total, op, call)
+
+    async def _within(self, total: float, op: Operation, call: Awaitable[_T]) -> _T:
+        """Bound a whole call, backoff sleeps included, by ``total`` seconds."""
         deadline = asyncio.timeout(total)
         try:
             async with deadline:
-                return await self._call_retrying(op, parse, policy, limiter, sleep or self._sleep)
+                return await call
         except TimeoutError as exc:
             if not deadline.expired():
                 raise  # a ReadTimeout from inside, not our total budget
