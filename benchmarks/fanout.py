@@ -19,10 +19,24 @@ keep-alive pool size, read every body and decode it with orjson;
 aiosls additionally signs (V4 by default), validates names and structures ``ShardCheckpoint``
 models - that is the overhead the 1.15x target is about.
 
+With ``--official`` every round also runs the same N targets through the official SDKs (test and
+benchmark peers only, never imported by ``aiosls``), each in its own fresh subprocess too:
+
+- ``tea``: the Tea async SDK (``alibabacloud_sls20201230.client.Client.get_check_point_async``),
+  one client, ``C`` worker coroutines over one shared iterator (the same bound as bare aiohttp);
+- ``sync``: the sync SDK (``aliyun.log.LogClient.get_check_point``), one client shared by a
+  ``concurrent.futures.ThreadPoolExecutor(--threads)`` (32), ``pool.map`` over the targets.
+
+Both sign with ``--signature`` (V4 with region cn-hangzhou by default, or V1) against the same
+verifying emulator, with their default HTTP settings. Both put the project in the host name
+(``{project}.localhost:PORT``), so their client process resolves ``*.localhost`` to 127.0.0.1 by
+wrapping ``socket.getaddrinfo`` (the emulator is loopback only; proxy variables are dropped).
+
 Usage::
 
     python benchmarks/fanout.py [--targets 2000] [--concurrency 64] [--repeat 3]
     python benchmarks/fanout.py --targets 20000 --signature v1
+    python benchmarks/fanout.py --official          # + the official Tea async and sync SDKs
     python benchmarks/fanout.py --memory            # aiosls alone: 1,000 vs 100,000 streamed targets
     python benchmarks/fanout.py --profile out.prof  # cProfile one aiosls run (client side)
 
@@ -49,6 +63,7 @@ from typing import Any
 FLEET = (4, 25, 20)  # projects, logstores per project, consumer groups per logstore
 SHARDS = 4
 PROFILE_ENV = "AIOSLS_FANOUT_PROFILE"
+OFFICIAL = ("tea", "sync")  # --official sides: the Tea async SDK, the sync SDK from a thread pool
 
 
 def _seed(projects: int, logstores: int, groups: int) -> dict[str, Any]:
@@ -248,18 +263,145 @@ async def _run_bare(cfg: dict[str, Any], prepared: tuple[int, list[Any]]) -> tup
     return ok, failed
 
 
+# --- the official SDKs (--official; benchmark peers only, never imported by aiosls) -----------
+
+
+def _localhost_dns() -> None:
+    """Resolve ``*.localhost`` to 127.0.0.1 in this process: the SDKs use ``{project}.{endpoint}``.
+
+    Also drops proxy variables, so that nothing can leave the loopback interface.
+    """
+    import socket
+
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        os.environ.pop(var, None)
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, bytes):
+            host = host.decode()
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+
+
+def _sdk_endpoint(cfg: dict[str, Any]) -> str:
+    """``localhost:PORT``: the SDKs prepend the project, giving ``{project}.localhost:PORT``."""
+    from urllib.parse import urlsplit
+
+    return f"localhost:{urlsplit(cfg['endpoint']).port}"
+
+
+_first_error: list[str] = []
+
+
+def _note_error(exc: BaseException) -> None:
+    """Print the first failure's type and code (never a header or a key) to stderr."""
+    if not _first_error:
+        code = getattr(exc, "code", None) or getattr(exc, "get_error_code", lambda: None)()
+        _first_error.append(f"{type(exc).__name__} {code or ''}".strip())
+        print(f"first failure: {_first_error[0]}", file=sys.stderr, flush=True)
+
+
+async def _run_tea(cfg: dict[str, Any], targets: list[tuple[str, str, str]]) -> tuple[int, int]:
+    from alibabacloud_sls20201230.client import Client
+    from alibabacloud_sls20201230.models import GetCheckPointRequest
+    from alibabacloud_tea_openapi.utils_models import Config
+
+    from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+
+    client = Client(
+        Config(
+            access_key_id=DEMO_ACCESS_KEY_ID,
+            access_key_secret=DEMO_ACCESS_KEY_SECRET,
+            endpoint=_sdk_endpoint(cfg),
+            protocol="http",
+            region_id="cn-hangzhou",
+            signature_version=cfg["signature"],
+        )
+    )
+    source = iter(targets)
+    ok = failed = 0
+
+    async def worker() -> None:
+        nonlocal ok, failed
+        for p, ls, cg in source:
+            try:
+                resp = await client.get_check_point_async(p, ls, cg, GetCheckPointRequest())
+            except Exception as exc:
+                _note_error(exc)
+                failed += 1
+                continue
+            if resp.status_code == 200 and len(resp.body) == SHARDS:
+                ok += 1
+            else:
+                failed += 1
+
+    await asyncio.gather(*(worker() for _ in range(cfg["concurrency"])))
+    return ok, failed
+
+
+def _run_sync(cfg: dict[str, Any], targets: list[tuple[str, str, str]]) -> tuple[int, int]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aliyun.log import LogClient
+    from aliyun.log.auth import AUTH_VERSION_1, AUTH_VERSION_4
+
+    from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+
+    auth: dict[str, Any] = (
+        {"auth_version": AUTH_VERSION_4, "region": "cn-hangzhou"}
+        if cfg["signature"] == "v4"
+        else {"auth_version": AUTH_VERSION_1}
+    )
+    # source= avoids the SDK's UDP-socket probe for the local IP (it would target a public IP).
+    client = LogClient(
+        _sdk_endpoint(cfg), DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, source="127.0.0.1", **auth
+    )
+
+    def fetch(target: tuple[str, str, str]) -> bool:
+        try:
+            points = client.get_check_point(*target).get_consumer_group_check_points()
+        except Exception as exc:
+            _note_error(exc)
+            return False
+        return len(points) == SHARDS
+
+    ok = failed = 0
+    try:
+        with ThreadPoolExecutor(cfg["threads"]) as pool:
+            for good in pool.map(fetch, targets):
+                if good:
+                    ok += 1
+                else:
+                    failed += 1
+    finally:
+        client._session.close()  # the SDK has no close(); its requests.Session holds the sockets
+    return ok, failed
+
+
 def _client_main(raw: str) -> None:
     """One side's run in this fresh process: warm up, say "ready", wait for "go", run, report."""
     cfg = json.loads(raw)
-    aiosls = cfg["side"] == "aiosls"
-    run: Any = _run_aiosls if aiosls else _run_bare
-    signed = None if aiosls else _presigned(cfg)
+    side = cfg["side"]
+    aiosls = side == "aiosls"
+    if side in OFFICIAL:
+        _localhost_dns()
+    run: Any = {"aiosls": _run_aiosls, "bare": _run_bare, "tea": _run_tea, "sync": _run_sync}[side]
+    signed = _presigned(cfg) if side == "bare" else None
 
     def prepare(n: int) -> Any:
+        if side in OFFICIAL:
+            return list(_cycle(_fleet(*cfg["fleet"]), n))
         return _aiosls_targets(cfg, n) if aiosls else (n, signed)
 
+    def execute(prepared: Any) -> tuple[int, int]:
+        return run(cfg, prepared) if side == "sync" else asyncio.run(run(cfg, prepared))
+
     warm = min(cfg["targets"], max(500, 4 * cfg["concurrency"]))
-    asyncio.run(run(cfg, prepare(warm)))  # untimed: imports, lazy hooks, code paths
+    execute(prepare(warm))  # untimed: imports, lazy hooks, code paths
     prepared = prepare(cfg["targets"])
     print("ready", flush=True)
     sys.stdin.readline()
@@ -271,7 +413,7 @@ def _client_main(raw: str) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    ok, failed = asyncio.run(run(cfg, prepared))
+    ok, failed = execute(prepared)
     cpu1, t1 = time.process_time(), time.perf_counter()
     if profiler is not None:
         profiler.disable()
@@ -341,6 +483,7 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
         "pool": args.pool,
         "signature": args.signature,
         "lazy": False,
+        "threads": args.threads,
     }
     print(
         f"fan-out of {args.targets} GetCheckPoint targets, concurrency {args.concurrency}, "
@@ -350,10 +493,20 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
         "pre-signed before timing; both read every body and decode it with orjson",
         flush=True,
     )
-    runs: dict[str, list[dict[str, Any]]] = {"aiosls": [], "bare": []}
+    sides = ("aiosls", "bare") + (OFFICIAL if args.official else ())
+    if args.official:
+        print(
+            "official SDKs, same targets and emulator, each in its own fresh process: "
+            f"tea = Tea async SDK get_check_point_async with {args.concurrency} worker coroutines, "
+            f"sync = LogClient.get_check_point from a ThreadPoolExecutor({args.threads}); "
+            f"both sign {args.signature}"
+            f"{' (region cn-hangzhou)' if args.signature == 'v4' else ''}, default HTTP settings",
+            flush=True,
+        )
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     try:
         for i in range(args.repeat):
-            for side in ("aiosls", "bare"):
+            for side in sides:
                 cfg = base | {"side": side}
                 if side == "aiosls" and args.profile and i == 0:
                     cfg["profile"] = args.profile
@@ -369,7 +522,7 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
     for r in med.values():
         r["ok"], r["failed"], r["connections"] = int(r["ok"]), int(r["failed"]), int(r["connections"])
     print("median:")
-    for side in ("aiosls", "bare"):
+    for side in sides:
         print(f"  {_line(med[side])}")
     a, b = med["aiosls"], med["bare"]
     cpu_ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(runs["aiosls"], runs["bare"], strict=True)]
@@ -379,6 +532,15 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
         f"req/s {a['rps'] / b['rps']:.2f}x; "
         f"connections {a['connections']} (target <= concurrency {args.concurrency})"
     )
+    for side in OFFICIAL if args.official else ():
+        o = med[side]
+        ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(runs[side], runs["bare"], strict=True)]
+        print(
+            f"ratio {side}/bare: client CPU per request {o['cpu_us'] / b['cpu_us']:.2f}x "
+            f"(per round {', '.join(f'{x:.2f}' for x in ratios)}), req/s {o['rps'] / b['rps']:.2f}x; "
+            f"connections {o['connections']} for {o['requests']:.0f} requests; "
+            f"aiosls uses {o['cpu_us'] / a['cpu_us']:.2f}x less client CPU per request"
+        )
 
 
 def memory(args: argparse.Namespace, seed_path: str) -> None:
@@ -422,7 +584,13 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="peak RSS, 1,000 vs --memory-targets")
     parser.add_argument("--memory-targets", type=int, default=100_000)
     parser.add_argument("--profile", metavar="FILE", help="cProfile the first aiosls run into FILE")
+    parser.add_argument(
+        "--official", action="store_true", help="also time the official Tea async and sync SDKs"
+    )
+    parser.add_argument("--threads", type=int, default=32, help="sync SDK thread pool (--official)")
     args = parser.parse_args()
+    if args.official and args.memory:
+        parser.error("--official compares sides; it does not apply to --memory")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(_seed(*FLEET), f)
     try:
