@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import attrs
 import cattrs
+from cattrs.v import format_exception
 
 from . import names, signing
 from ._serde import CONVERTER, dumps, loads
@@ -435,12 +436,30 @@ def _json(response: HttpResponse, operation: str) -> Any:
         raise _parse_error(response, operation, "not JSON") from exc
 
 
+def _reason(exc: BaseException, type_: type | None) -> str:
+    # Our own validators explain themselves ("update_time_us -5 is out of range"); cattrs'
+    # default would say only "invalid value".
+    if type(exc) is ValueError and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def _wire_paths(messages: list[str], cls: type) -> list[str]:
+    """cattrs names our fields (``$.update_time_us``); say the key the response has (``updateTime``)."""
+    renames = {f"$.{a.name}": f"$.{a.metadata['wire']}" for a in attrs.fields(cls) if "wire" in a.metadata}
+    out = []
+    for message in messages:
+        head, sep, path = message.rpartition(" @ ")
+        out.append(f"{head}{sep}{renames.get(path, path)}" if sep else message)
+    return out
+
+
 def _structure(response: HttpResponse, operation: str, data: Any, cls: type[_T]) -> _T:
     try:
         return CONVERTER.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
-            why = "; ".join(cattrs.transform_error(exc))
+            why = "; ".join(_wire_paths(cattrs.transform_error(exc, format_exception=_reason), cls))
         else:
             why = str(exc)
         raise _parse_error(response, operation, why) from exc

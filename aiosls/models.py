@@ -59,7 +59,7 @@ def _epoch_in_range(_: object, attribute: attrs.Attribute[int], value: int) -> N
     # Checked at construction (so at parse time) even though the datetime is built lazily:
     # a bad updateTime must be a ResponseParseError, never a surprise on first access.
     if not 0 <= value <= MAX_EPOCH_VALUE:
-        raise ValueError(f"{attribute.name} {value} is out of range")
+        raise ValueError(f"{attribute.metadata.get('wire', attribute.name)} {value} is out of range")
 
 
 @attrs.frozen

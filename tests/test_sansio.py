@@ -672,11 +672,15 @@ def _ok(body: bytes) -> HttpResponse:
         (_sansio.parse_checkpoints, b'{"shard": 0}', "expected a JSON array, got dict"),
         (_sansio.parse_checkpoints, b'[{"shard": "0", "checkpoint": "", "updateTime": 1}]', "shard"),
         (_sansio.parse_checkpoints, b'[{"shard": 0, "checkpoint": ""}]', "required field missing"),
-        (_sansio.parse_checkpoints, b'[{"shard": 0, "checkpoint": "", "updateTime": -1}]', "invalid value"),
+        (
+            _sansio.parse_checkpoints,
+            b'[{"shard": 0, "checkpoint": "", "updateTime": -1}]',
+            "updateTime -1 is out of range",
+        ),
         (
             _sansio.parse_checkpoints,
             b'[{"shard": 0, "checkpoint": "", "updateTime": 9999999999999999999}]',
-            "invalid value",
+            "out of range",
         ),
         (_sansio.parse_checkpoints, b"[5]", "not iterable"),
         (_sansio.parse_consumer_groups, b'[{"name": "cg", "timeout": 60, "order": 1}]', "order"),
