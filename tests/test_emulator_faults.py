@@ -167,3 +167,42 @@ def test_fault_config_validation() -> None:
     emu = Emulator()
     with pytest.raises(ValueError, match="unknown fault kind"):
         emu.faults.fail_next(1, "explode")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("latency", [float("nan"), float("inf"), -float("inf"), -1.0, True, "5"])
+def test_fault_config_rejects_latency_that_is_not_a_finite_number(latency) -> None:
+    # nan passed "< 0" and made every request sleep forever; inf did so by request.
+    with pytest.raises(ValueError, match="latency_ms"):
+        FaultConfig(latency_ms=latency)
+    with pytest.raises(ValueError, match="latency_ms"):
+        Emulator().faults.configure(latency_ms=latency)
+
+
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), -0.1, True])
+def test_fault_config_rejects_rates_that_are_not_finite_numbers(rate) -> None:
+    for name in ("throttle_rate", "error_rate", "reset_rate"):
+        with pytest.raises(ValueError, match=name):
+            FaultConfig(**{name: rate})
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, 1.0, True, "2"])
+def test_fail_next_needs_an_int_count(n) -> None:
+    # 1.5 never counted down to exactly 0, so it failed every request forever; True was 1.
+    faults = Emulator().faults
+    with pytest.raises(ValueError, match="n must be an integer"):
+        faults.fail_next(n)
+    assert faults.pending == 0
+
+
+@pytest.mark.parametrize("delay", [float("nan"), float("inf"), -1.0])
+def test_fail_next_needs_a_finite_delay(delay) -> None:
+    faults = Emulator().faults
+    with pytest.raises(ValueError, match="delay"):
+        faults.fail_next(1, "latency", delay=delay)
+    assert faults.pending == 0
+
+
+async def test_finite_latency_still_serves() -> None:
+    async with Emulator(seed=SEED, faults=FaultConfig(latency_ms=1.5)) as emu, aiohttp.ClientSession() as s:
+        assert (await _send(s, emu, GET))[0] == 200
+        assert emu.faults.injected["latency"] == 1

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 from conftest import EMULATOR_CREDS, EmulatorThread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from aiosls import _sansio, signing
 from aiosls.credentials import Credentials
 from aiosls.emulator import DEMO_ACCESS_KEY_ID, Emulator, decode_cursor
+from aiosls.endpoint import parse_endpoint
 
 P, L, G = "demo-project", "app-log", "cg-main"
 
@@ -457,3 +459,115 @@ def test_garbage_never_gets_5xx(garbage_emulator, method, tail, query, body) -> 
     assert resp.status < 500, (resp.status, data)
     if resp.status != 200:
         assert set(json.loads(data)) == {"errorCode", "errorMessage"}
+
+
+# --- regressions: non-ASCII digits, deep JSON, forceSuccess default ------------------------------
+
+# U+00B2 (superscript two) is isdigit() but not int()-able: a 500 before. U+0661 (Arabic-Indic
+# one) is both: it was read as 1.
+_NON_ASCII_DIGITS = ["\u00b2", "\u0661", "1\u00b2", "\u0661\u0662"]
+
+
+@pytest.mark.parametrize("digits", _NON_ASCII_DIGITS)
+async def test_non_ascii_digits_are_parameter_invalid_not_500(emulator, emulator_call, digits) -> None:
+    await _setup(emulator_call, shards=2)
+    from urllib.parse import quote
+
+    cases = [
+        _sansio.Operation("GetCheckPoint", "GET", P, f"/logstores/{L}/consumergroups/{G}", {"shard": digits}),
+        _sansio.Operation("ListLogStores", "GET", P, "/logstores", {"offset": digits}),
+        _sansio.Operation("ListLogStores", "GET", P, "/logstores", {"size": digits}),
+        _sansio.Operation(
+            "GetCursor",
+            "GET",
+            P,
+            f"/logstores/{L}/shards/{quote(digits, safe='')}",
+            {"type": "cursor", "from": "end"},
+        ),
+        _sansio.Operation(
+            "GetCursorTime",
+            "GET",
+            P,
+            f"/logstores/{L}/shards/{quote(digits, safe='')}",
+            {"type": "cursor_time", "cursor": "MTA="},
+        ),
+        _sansio.Operation(
+            "GetCursor", "GET", P, f"/logstores/{L}/shards/0", {"type": "cursor", "from": digits}
+        ),
+    ]
+    for op in cases:
+        for version in ("v1", "v4"):
+            assert _err(await emulator_call(op, version)) == (400, "ParameterInvalid"), (op, version)
+    assert emulator.counters.errors["InternalServerError"] == 0
+
+
+@pytest.mark.parametrize("version", ["v1", "v4"])
+async def test_request_time_with_non_ascii_digits_is_invalid(emulator_call, version) -> None:
+    # Before: the date parsers read Arabic-Indic digits as numbers, so the request got as far as
+    # the signature check (401); a time no client would send is a bad request time.
+    arabic = str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))
+    now = datetime.now(UTC)
+    if version == "v1":
+        header = {"Date": signing.http_date(now).translate(arabic)}
+    else:
+        header = {"x-log-date": now.strftime("%Y%m%dT%H%M%SZ").translate(arabic)}
+    result = await emulator_call(_sansio.create_project(P), version, extra_headers=header)
+    assert _err(result) == (400, "InvalidRequestTime")
+
+
+async def test_deeply_nested_json_body_is_post_body_invalid(emulator, emulator_call) -> None:
+    # The same body without orjson (stdlib json raising RecursionError) is covered in
+    # test_emulator_cli.py::test_deep_json_without_orjson_is_400_not_500.
+    await _setup(emulator_call)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    cg = f"/logstores/{L}/consumergroups/{G}"
+    assert _err(await _raw(emulator, "POST", cg, {"type": "heartbeat", "consumer": "c"}, deep)) == (
+        400,
+        "PostBodyInvalid",
+    )
+    assert _err(await _raw(emulator, "POST", f"/logstores/{L}/consumergroups", {}, deep)) == (
+        400,
+        "PostBodyInvalid",
+    )
+    assert emulator.counters.errors["InternalServerError"] == 0
+
+
+async def test_missing_force_success_is_not_a_forced_update(emulator, emulator_call) -> None:
+    await _setup(emulator_call)
+    cg = f"/logstores/{L}/consumergroups/{G}"
+    body = b'{"shard": 0, "checkpoint": "MTA="}'
+    result = await _raw(emulator, "POST", cg, {"type": "checkpoint", "consumer": "c1"}, body)
+    assert _err(result) == (400, "ConsumerNotExist")
+    result = await _raw(emulator, "POST", cg, {"type": "checkpoint"}, body)
+    assert _err(result) == (400, "ParameterInvalid")  # no consumer and not forced
+    assert emulator.state.get_checkpoints(P, L, G, 0)[0]["checkpoint"] == ""
+    # An explicit forceSuccess=true still forces.
+    params = {"type": "checkpoint", "consumer": "c1", "forceSuccess": "true"}
+    assert (await _raw(emulator, "POST", cg, params, body))[0] == 200
+    assert emulator.state.get_checkpoints(P, L, G, 0)[0]["checkpoint"] == "MTA="
+
+
+async def test_v1_query_reencoding_cannot_turn_off_force_success_checks(emulator, emulator_call) -> None:
+    # V1 signs the query unencoded, so "consumer=c1&forceSuccess=false" re-encoded as one
+    # consumer value "c1&forceSuccess=false" still verifies (inherent to V1). The emulator must
+    # then not read the now-missing forceSuccess as true and store the checkpoint.
+    await _setup(emulator_call)
+    op = _sansio.update_checkpoint(P, L, G, 0, "MTA=", consumer="c1", force_success=False)
+    req = _sansio.build_request(
+        op,
+        endpoint=parse_endpoint(emulator.endpoint),
+        credentials=EMULATOR_CREDS,
+        now=datetime.now(UTC),
+        signature_version="v1",
+        region=None,
+        user_agent="t",
+    )
+    base = req.url.partition("?")[0]
+    tampered = base + "?type=checkpoint&consumer=c1%26forceSuccess%3Dfalse"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(yarl.URL(tampered, encoded=True), data=req.body, headers=dict(req.headers)) as r,
+    ):
+        result = r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read()
+    assert _err(result) == (400, "ConsumerNotExist")  # the signature held; the update did not
+    assert emulator.state.get_checkpoints(P, L, G, 0)[0]["checkpoint"] == ""

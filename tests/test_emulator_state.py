@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from aiosls.emulator import ApiError, EmulatorState, SeedError, decode_cursor, encode_cursor, validate_seed
 from aiosls.emulator.seed import apply_seed
 from aiosls.emulator.state import ConsumerGroupState
+from aiosls.models import MAX_EPOCH_VALUE
 
 T0 = datetime(2024, 9, 5, 8, 30, 15, tzinfo=UTC)
 
@@ -210,3 +211,43 @@ def test_seed_validation_never_crashes(seed) -> None:
     except SeedError:
         return
     apply_seed(EmulatorState(lambda: T0), seed)  # valid seeds always apply
+
+
+def _seed_cp(key: object, **entry: object) -> dict[str, object]:
+    group = {"checkpoints": {key: {"checkpoint": "MTA=", **entry}}}
+    return {"projects": {"p-1": {"logstores": {"ls-1": {"shards": 2, "consumer_groups": {"g-1": group}}}}}}
+
+
+@pytest.mark.parametrize(
+    ("seed", "fragment"),
+    [
+        (_seed_cp("\u00b2"), "decimal shard id"),  # was an uncaught ValueError from int()
+        (_seed_cp("\u0661"), "decimal shard id"),  # was accepted as shard 1
+        (_seed_cp(0), "shard key must be a string, got int"),  # was an AttributeError
+        (_seed_cp(True), "shard key must be a string, got bool"),
+        (_seed_cp("0", update_time=MAX_EPOCH_VALUE + 1), f"0..{MAX_EPOCH_VALUE}"),
+        (_seed_cp("0", update_time=(1 << 62)), "update_time"),
+        (_seed_cp("0", update_time=-1), "update_time"),
+        ({"access_keys": {5: "secret"}}, "access_keys.5"),  # a non-str key id was accepted
+    ],
+)
+def test_seed_rejects_what_a_client_could_not_read(seed, fragment) -> None:
+    with pytest.raises(SeedError) as info:
+        validate_seed(seed)
+    assert fragment in str(info.value)
+    with pytest.raises(SeedError):
+        apply_seed(EmulatorState(lambda: T0), seed)
+
+
+def test_seed_update_time_up_to_the_client_maximum_applies() -> None:
+    state = EmulatorState(lambda: T0)
+    apply_seed(state, _seed_cp("1", update_time=MAX_EPOCH_VALUE))
+    assert state.get_checkpoints("p-1", "ls-1", "g-1", 1)[0]["updateTime"] == MAX_EPOCH_VALUE
+
+
+@pytest.mark.parametrize("from_", ["\u00b2", "\u0661", "1\u00b2", "\u0661\u0662\u0663"])
+def test_get_cursor_from_takes_ascii_digits_only(from_) -> None:
+    state = _state()
+    with pytest.raises(ApiError) as info:
+        state.get_cursor("p-1", "ls-1", 0, from_)
+    assert (info.value.status, info.value.code) == (400, "ParameterInvalid")

@@ -25,7 +25,7 @@ from .._serde import dumps, loads
 from ..signing import http_date
 from .auth import Verifier
 from .faults import Counters, FaultInjector
-from .state import ApiError, EmulatorState
+from .state import ApiError, EmulatorState, is_decimal
 
 __all__ = ["MAX_BODY", "EmulatorHandler"]
 
@@ -75,7 +75,9 @@ def _json_body(body: bytes) -> Any:
         raise _bad("request body must be JSON, got an empty body", "PostBodyInvalid")
     try:
         return loads(body)
-    except ValueError:  # orjson's and json's decode errors are both ValueErrors
+    # orjson's and json's decode errors are both ValueErrors; stdlib json (the fallback when
+    # orjson is not installed) raises RecursionError on deeply nested input instead.
+    except (ValueError, RecursionError):
         raise _bad("request body is not valid JSON", "PostBodyInvalid") from None
 
 
@@ -96,7 +98,7 @@ def _int_param(params: dict[str, str], name: str, default: int, lo: int, hi: int
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 18:
+    if not is_decimal(raw) or len(raw) > 18:
         raise _bad(f"query parameter {name} must be an integer in {lo}..{hi}")
     return _int(int(raw), f"query parameter {name}", lo, hi)
 
@@ -108,7 +110,7 @@ def _str(value: object, what: str) -> str:
 
 
 def _shard_segment(text: str) -> int:
-    if not text.isdigit() or len(text) > 9:
+    if not is_decimal(text) or len(text) > 9:
         raise _bad(f"shard {text[:32]!r} must be a non-negative integer")
     return int(text)
 
@@ -411,9 +413,12 @@ class EmulatorHandler:
         if not checkpoint:
             raise _bad("checkpoint must not be empty")
         consumer = q.get("consumer", "")
-        # py and tea send True/False, others true/false (spec §4.2). Absent is taken as true,
-        # the java SDK's default [U].
-        force = q.get("forceSuccess", "true").lower()
+        # py and tea send True/False, others true/false (spec §4.2). Absent is taken as false:
+        # what the service does then is [U], and the official SDKs always send it, so the emulator
+        # takes the strict default. It also closes a V1 hole: V1 signs the query unencoded, so a
+        # signed "consumer=c1&forceSuccess=false" re-encoded as "consumer=c1%26forceSuccess%3Dfalse"
+        # still verifies; with a lenient default that would turn into a forced update.
+        force = q.get("forceSuccess", "false").lower()
         if force not in ("true", "false"):
             raise _bad("forceSuccess must be true or false")
         self.state.update_checkpoint(project, seg[2], seg[4], shard, checkpoint, consumer, force == "true")

@@ -37,6 +37,8 @@ _V1_PREFIX: Final = "LOG "
 @lru_cache(maxsize=64)
 def _parse_http_date(value: str) -> datetime | None:
     # Dates repeat for every request in the same second, so caching makes this nearly free.
+    if not value.isascii():  # the parser's int() would read non-ASCII digits (U+0661 as 1)
+        return None
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -46,6 +48,8 @@ def _parse_http_date(value: str) -> datetime | None:
 
 @lru_cache(maxsize=64)
 def _parse_v4_date(value: str) -> datetime | None:
+    if not value.isascii():  # strptime's %Y etc. match any Unicode digit
+        return None
     try:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:

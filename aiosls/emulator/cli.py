@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import re
 import signal
 import sys
 
@@ -25,20 +27,47 @@ def _access_key(text: str) -> tuple[str, str]:
     return key_id, secret
 
 
-def _rate(text: str) -> float:
+def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = _number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("a rate must be in 0..1")
     return value
 
 
+def _latency(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("latency must be >= 0 milliseconds")
+    return value
+
+
+def _integer(text: str) -> int:
+    # ASCII digits only: int() would also take U+0661 (Arabic-Indic one), '1_000' and blanks.
+    if not re.fullmatch(r"-?[0-9]{1,30}", text):
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,5}", text) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port must be an integer in 0..65535, not {text!r}")
+    return int(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's options to ``parser`` (used by ``aiosls emulator`` and ``-m``)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    parser.add_argument("--port", type=_port, default=0, help="port to bind (0..65535); 0 picks a free one")
     parser.add_argument(
         "--access-key",
         action="append",
@@ -66,9 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share whose connection is reset (before or mid response)",
     )
     parser.add_argument(
-        "--latency-ms", type=float, default=0.0, metavar="MS", help="latency added to every request"
+        "--latency-ms", type=_latency, default=0.0, metavar="MS", help="latency added to every request"
     )
-    parser.add_argument("--fault-seed", type=int, default=0, metavar="N", help="fault RNG seed")
+    parser.add_argument("--fault-seed", type=_integer, default=0, metavar="N", help="fault RNG seed")
     parser.add_argument("--no-verify", action="store_true", help="accept unsigned requests")
 
 
@@ -123,10 +152,18 @@ def run(args: argparse.Namespace) -> int:
     """Serve with already-parsed ``args`` (from a parser given :func:`add_arguments`)."""
     try:
         asyncio.run(_serve(args))
-    except SeedError as exc:
-        print(f"aiosls emulator: {exc}", file=sys.stderr)
+    except (SeedError, ValueError) as exc:  # a bad seed or option: SeedError is a ValueError
+        print(f"aiosls emulator: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OverflowError as exc:  # bind() with a port outside 0..65535 (args built without _port)
+        print(f"aiosls emulator: cannot listen on {args.host}:{args.port}: {_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"aiosls emulator: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        reason = exc.strerror or _one_line(exc)
+        print(f"aiosls emulator: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -8,6 +8,8 @@ the same faults. Scripted faults (:meth:`FaultInjector.fail_next`) come before r
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 from collections import Counter, deque
 from collections.abc import Iterable
@@ -32,8 +34,18 @@ _RESET_KINDS: Final[tuple[FaultKind, ...]] = ("reset", "reset_mid_body")
 
 
 def _rate(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in 0..1, got {value!r}")
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be a number in 0..1, got {value!r}")
+
+
+def _latency(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    # NaN slips through "< 0" and makes asyncio.sleep wait forever; inf is a hang by request.
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _apis(value: Iterable[str] | None) -> frozenset[str] | None:
@@ -55,14 +67,12 @@ class FaultConfig:
     throttle_rate: float = attrs.field(default=0.0, validator=_rate)
     error_rate: float = attrs.field(default=0.0, validator=_rate)
     reset_rate: float = attrs.field(default=0.0, validator=_rate)
-    latency_ms: float = attrs.field(default=0.0)
+    latency_ms: float = attrs.field(default=0.0, validator=_latency)
     apis: frozenset[str] | None = attrs.field(default=None, converter=_apis)
 
     def __attrs_post_init__(self) -> None:
         if self.throttle_rate + self.error_rate + self.reset_rate > 1.0 + 1e-9:
             raise ValueError("throttle_rate + error_rate + reset_rate must not exceed 1")
-        if self.latency_ms < 0:
-            raise ValueError("latency_ms must be >= 0")
 
     @property
     def active(self) -> bool:
@@ -138,8 +148,11 @@ class FaultInjector:
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        if n < 1:
-            raise ValueError("n must be >= 1")
+        # An int, not a bool: 1.5 would never count down to exactly 0 and so never run out.
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        if not _is_number(delay) or not math.isfinite(delay) or delay < 0:
+            raise ValueError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
         apis = None if api is None else frozenset([api] if isinstance(api, str) else api)
         self._script.append(_Scripted(kind, n, apis, delay))
 

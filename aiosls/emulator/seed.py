@@ -24,7 +24,8 @@ from typing import Any
 
 from .. import names
 from ..errors import ValidationError
-from .state import MAX_SHARDS, EmulatorState
+from ..models import MAX_EPOCH_VALUE
+from .state import MAX_SHARDS, EmulatorState, is_decimal
 
 __all__ = ["SeedError", "apply_seed", "load_seed", "validate_seed"]
 
@@ -73,7 +74,7 @@ def validate_seed(seed: object) -> Mapping[str, Any]:
     root = _obj(seed, "(root)")
     _keys(root, {"access_keys", "projects"}, "(root)")
     for key_id, secret in _obj(root.get("access_keys", {}), "access_keys").items():
-        if not key_id or not isinstance(secret, str) or not secret:
+        if not isinstance(key_id, str) or not key_id or not isinstance(secret, str) or not secret:
             raise _fail(f"access_keys.{key_id}", "must map a non-empty key id to a non-empty secret")
     for pname, project in _obj(root.get("projects", {}), "projects").items():
         ppath = f"projects.{pname}"
@@ -103,7 +104,11 @@ def validate_seed(seed: object) -> Mapping[str, Any]:
                     raise _fail(f"{gpath}.order", "must be true or false")
                 for shard, cp in _obj(group.get("checkpoints", {}), f"{gpath}.checkpoints").items():
                     cpath = f"{gpath}.checkpoints.{shard}"
-                    if not shard.isdigit() or int(shard) >= shards:
+                    # Keys are strings, as in JSON: an int key (a seed built in Python) is an
+                    # error rather than accepted, so {0: ..., "0": ...} cannot both be given.
+                    if not isinstance(shard, str):
+                        raise _fail(cpath, f"shard key must be a string, got {type(shard).__name__}")
+                    if not is_decimal(shard) or int(shard) >= shards:
                         raise _fail(cpath, f"shard must be a decimal shard id in 0..{shards - 1}")
                     cp = _obj(cp, cpath)
                     _keys(cp, {"checkpoint", "consumer", "update_time"}, cpath)
@@ -111,7 +116,8 @@ def validate_seed(seed: object) -> Mapping[str, Any]:
                         raise _fail(f"{cpath}.checkpoint", "must not be empty (omit the entry instead)")
                     _str(cp.get("consumer", ""), f"{cpath}.consumer")
                     if "update_time" in cp:
-                        _int(cp["update_time"], f"{cpath}.update_time", 0, 1 << 62)
+                        # No later than a client can represent (aiosls.models.MAX_EPOCH_VALUE).
+                        _int(cp["update_time"], f"{cpath}.update_time", 0, MAX_EPOCH_VALUE)
     return root
 
 
@@ -126,6 +132,8 @@ def load_seed(source: Mapping[str, Any] | str | os.PathLike[str]) -> Mapping[str
         raise SeedError(f"cannot read seed file {str(path)!r}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SeedError(f"seed file {str(path)!r} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. a huge integer, or absurdly deep nesting
+        raise SeedError(f"seed file {str(path)!r} is not valid JSON: {type(exc).__name__}") from None
     try:
         return validate_seed(data)
     except SeedError as exc:

@@ -37,6 +37,7 @@ __all__ = [
     "ShardState",
     "decode_cursor",
     "encode_cursor",
+    "is_decimal",
 ]
 
 #: Consumer groups allowed per logstore [D].
@@ -44,6 +45,12 @@ MAX_CONSUMER_GROUPS: Final = 30
 MAX_SHARDS: Final = 256
 _NS: Final = 1_000_000_000
 _KEY_SPACE: Final = 1 << 128
+
+
+def is_decimal(text: str) -> bool:
+    """True for ``[0-9]+`` only. ``str.isdigit`` also takes U+00B2 (superscript two), which
+    ``int()`` rejects, and U+0661 (Arabic-Indic one), which it reads as 1: no client sends those."""
+    return text.isascii() and text.isdigit()
 
 
 class ApiError(Exception):
@@ -332,7 +339,7 @@ class EmulatorState:
             return encode_cursor(s.begin_cursor)
         if from_ == "end":
             return encode_cursor(s.end_cursor)
-        if not from_.isdigit() or len(from_) > 12:
+        if not is_decimal(from_) or len(from_) > 12:
             raise _bad(f"from must be begin, end or unix seconds, not {from_[:32]!r}")
         seconds = int(from_)
         if seconds >= self.clock().timestamp():
