@@ -12,6 +12,7 @@ from .credentials import (
 from .errors import (
     AlreadyExistsError,
     AuthError,
+    CertificateError,
     ClientError,
     ClockSkewError,
     ConnectError,
@@ -44,6 +45,7 @@ __all__ = [
     "AlreadyExistsError",
     "AuthError",
     "Backoff",
+    "CertificateError",
     "CheckpointResult",
     "CheckpointService",
     "CheckpointStream",

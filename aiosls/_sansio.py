@@ -22,7 +22,7 @@ from ._serde import CONVERTER, dumps, loads
 from .credentials import Credentials
 from .endpoint import Endpoint
 from .errors import ResponseParseError, SlsError, ValidationError, error_class
-from .models import ConsumerGroup, Shard, ShardCheckpoint
+from .models import MAX_EPOCH_VALUE, ConsumerGroup, Shard, ShardCheckpoint
 from .transport import HttpRequest, HttpResponse
 
 __all__ = [
@@ -128,8 +128,7 @@ def update_checkpoint(
     """ConsumerGroupUpdateCheckPoint. ``forceSuccess`` goes out lower-case (``true``/``false``)."""
     path = _group_path(project, logstore, consumer_group)
     names.validate_shard(shard)
-    if not isinstance(checkpoint, str) or not checkpoint:
-        raise ValidationError("checkpoint must be a non-empty cursor string", error_code="ParameterInvalid")
+    _text(checkpoint, "checkpoint")
     _check_consumer(consumer)
     return Operation(
         "ConsumerGroupUpdateCheckPoint",
@@ -144,8 +143,24 @@ def update_checkpoint(
     )
 
 
+def _text(value: object, argument: str, *, allow_empty: bool = False, max_length: int = 4096) -> str:
+    """A free-text query or body value: a str that UTF-8 can encode (no lone surrogate)."""
+    if not isinstance(value, str) or (not value and not allow_empty) or len(value) > max_length:
+        kind = "a str" if allow_empty else "a non-empty str"
+        raise ValidationError(
+            f"{argument} must be {kind} of at most {max_length} characters", error_code="ParameterInvalid"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{argument} is not valid text (it holds a lone surrogate)") from None
+    return value
+
+
 def _check_consumer(consumer: object) -> str:
-    if not isinstance(consumer, str) or len(consumer) > 256 or any(ord(c) < 32 for c in consumer):
+    _text(consumer, "consumer", allow_empty=True, max_length=256)
+    assert isinstance(consumer, str)
+    if any(ord(c) < 32 for c in consumer):
         raise ValidationError(
             "consumer must be a str of at most 256 printable characters",
             error_code="ParameterInvalid",
@@ -270,7 +285,7 @@ def list_logstores(
         )
     params = {"offset": str(offset), "size": str(size)}
     if name_filter:
-        params["logstoreName"] = name_filter
+        params["logstoreName"] = _text(name_filter, "name_filter", max_length=128)
     return Operation("ListLogStores", "GET", project, "/logstores", params)
 
 
@@ -297,8 +312,7 @@ def get_cursor_time(project: str, logstore: str, shard: int, cursor: str) -> Ope
     """GetCursorTime: the server receive time (unix seconds) of the package at ``cursor``."""
     path = _logstore_path(project, logstore)
     names.validate_shard(shard)
-    if not isinstance(cursor, str) or not cursor:
-        raise ValidationError("cursor must be a non-empty string", error_code="ParameterInvalid")
+    _text(cursor, "cursor")
     return Operation(
         "GetCursorTime",
         "GET",
@@ -401,7 +415,7 @@ def error_from_response(response: HttpResponse, operation: str = "") -> SlsError
     message: str | None = None
     try:
         data = loads(response.body) if response.body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: stdlib json on absurd nesting
         data = None
     if isinstance(data, dict):
         raw_code, raw_msg = data.get("errorCode"), data.get("errorMessage")
@@ -432,7 +446,7 @@ def _json(response: HttpResponse, operation: str) -> Any:
         raise error_from_response(response, operation)
     try:
         return loads(response.body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: stdlib json on absurd nesting
         raise _parse_error(response, operation, "not JSON") from exc
 
 
@@ -547,6 +561,8 @@ def parse_cursor_time(response: HttpResponse) -> int:
     value = data.get("cursor_time") if isinstance(data, dict) else None
     if type(value) is not int:
         raise _parse_error(response, "GetCursorTime", "missing cursor_time")
+    if not 0 <= value <= MAX_EPOCH_VALUE // 1_000_000:
+        raise _parse_error(response, "GetCursorTime", f"cursor_time {value} is out of range")
     return value
 
 

@@ -52,6 +52,13 @@ class Credentials:
     def __attrs_post_init__(self) -> None:
         if not self.access_key_id or not self.access_key_secret:
             raise ValueError("Credentials need a non-empty access_key_id and access_key_secret")
+        for name in ("access_key_id", "access_key_secret", "security_token"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.isprintable()):
+                # Typically a newline pasted from a file. The value itself is never quoted.
+                raise ValueError(
+                    f"Credentials.{name} must be printable text (no newline or control character)"
+                )
 
     def __repr__(self) -> str:
         token = "None" if self.security_token is None else "'***'"
@@ -105,14 +112,15 @@ class EnvironmentCredentialsProvider:
     def load(self) -> Credentials:
         """Read the variables now; :raises AuthError: when either key variable is unset."""
         env = os.environ if self._environ is None else self._environ
-        key_id = env.get(ENV_ACCESS_KEY_ID, "")
-        secret = env.get(ENV_ACCESS_KEY_SECRET, "")
+        # Surrounding whitespace is never part of a key (a trailing newline from `$(cat file)`).
+        key_id = env.get(ENV_ACCESS_KEY_ID, "").strip()
+        secret = env.get(ENV_ACCESS_KEY_SECRET, "").strip()
         if not key_id or not secret:
             raise AuthError(
                 f"no credentials: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET}",
                 error_code="MissingCredentials",
             )
-        return Credentials(key_id, secret, env.get(ENV_SECURITY_TOKEN) or None)
+        return Credentials(key_id, secret, env.get(ENV_SECURITY_TOKEN, "").strip() or None)
 
     def __repr__(self) -> str:
         return "EnvironmentCredentialsProvider()"

@@ -13,6 +13,7 @@ The class tells a caller what to do; the attributes tell support what happened::
     │   ├── NotFoundError          ProjectNotExist, LogStoreNotExist, ConsumerGroupNotExist, ...
     │   ├── AlreadyExistsError     ConsumerGroupAlreadyExist, ProjectAlreadyExist, LogStoreAlreadyExist
     │   ├── ClockSkewError         RequestTimeExpired: the local clock is more than 15 minutes off
+    │   ├── CertificateError       the server's TLS certificate did not verify (no HTTP status)
     │   └── ValidationError        (also ValueError) rejected locally, before any byte was sent
     └── ResponseParseError         a body that does not fit the model, or is too large
 
@@ -27,6 +28,7 @@ from typing import Final
 __all__ = [
     "AlreadyExistsError",
     "AuthError",
+    "CertificateError",
     "ClientError",
     "ClockSkewError",
     "ConnectError",
@@ -139,6 +141,10 @@ class AlreadyExistsError(ClientError):
 
 class ClockSkewError(ClientError):
     """The request's date is more than 15 minutes off the server's (``RequestTimeExpired``)."""
+
+
+class CertificateError(ClientError):
+    """The server's TLS certificate failed verification: retrying cannot fix it, so it never is."""
 
 
 class ValidationError(ClientError, ValueError):

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Final, Self
 
 from .errors import SlsError
 from .models import CheckpointResult, CheckpointTarget
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .service import CheckpointService
 
 __all__ = ["CheckpointStream", "discover_targets"]
+
+#: Marks a drained target source (None cannot: it is a possible, wrong, target value).
+_EXHAUSTED: Final = object()
 
 
 class _ProjectLimiter:
@@ -50,6 +53,38 @@ class _ProjectLimiter:
         self._global.release()
         self._project.release()
 
+    def project_locked(self) -> bool:
+        """True while every slot of this project is taken."""
+        return self._project.locked()
+
+
+class _Limits:
+    """The in-flight bounds of one fan-out: ``concurrency`` overall, optionally per project.
+
+    Shared by the GetCheckPoint workers and, in a scan, by the discovery calls, so every
+    request of the fan-out counts against the same bounds.
+    """
+
+    def __init__(self, concurrency: int, per_project: int | None) -> None:
+        self.per_project = per_project
+        self.in_flight = asyncio.Semaphore(concurrency)
+        self.project_slots: dict[str, _ProjectLimiter] = {}
+
+    def limit(self, project: str) -> AbstractAsyncContextManager[object]:
+        """The context manager to hold around one request to ``project``."""
+        if self.per_project is None:
+            return self.in_flight
+        limiter = self.project_slots.get(project)
+        if limiter is None:
+            limiter = _ProjectLimiter(asyncio.Semaphore(self.per_project), self.in_flight)
+            self.project_slots[project] = limiter
+        return limiter
+
+    def project_full(self, project: str) -> bool:
+        """Whether ``project`` has no free per-project slot right now."""
+        limiter = self.project_slots.get(project)
+        return limiter is not None and limiter.project_locked()
+
 
 class _Pool:
     """The worker side of a stream. It never references the stream itself, so a consumer that
@@ -60,7 +95,7 @@ class _Pool:
         service: CheckpointService,
         targets: Iterable[CheckpointTarget] | AsyncIterable[CheckpointTarget],
         concurrency: int,
-        per_project_concurrency: int | None,
+        limits: _Limits,
         retry: RetryPolicy | None,
     ) -> None:
         self.get_one = service._get_for_target
@@ -75,9 +110,8 @@ class _Pool:
         self.source_lock = asyncio.Lock()
         self.exhausted = False
         self.concurrency = concurrency
-        self.per_project = per_project_concurrency
-        self.in_flight = asyncio.Semaphore(concurrency)
-        self.project_slots: dict[str, _ProjectLimiter] = {}
+        self.limits = limits
+        self.limit = limits.limit
         self.workers: set[asyncio.Task[None]] = set()
         self.sleeping = 0
         self.alive = 0
@@ -86,15 +120,10 @@ class _Pool:
         self.ready: deque[CheckpointResult] = deque()
         self.consumer_waiter: asyncio.Future[None] | None = None
         self.space_waiters: deque[asyncio.Future[None]] = deque()
-
-    def limit(self, project: str) -> AbstractAsyncContextManager[object]:
-        if self.per_project is None:
-            return self.in_flight
-        limiter = self.project_slots.get(project)
-        if limiter is None:
-            limiter = _ProjectLimiter(asyncio.Semaphore(self.per_project), self.in_flight)
-            self.project_slots[project] = limiter
-        return limiter
+        # Targets set aside while their project is at its cap (per-project limits only).
+        self.parked: dict[str, deque[CheckpointTarget]] = {}
+        self.n_parked = 0
+        self.park_limit = 4 * concurrency
 
     def spawn(self) -> None:
         task = asyncio.create_task(self.work())
@@ -128,27 +157,61 @@ class _Pool:
         finally:
             self.sleeping -= 1
 
-    async def next_target(self) -> CheckpointTarget | None:
+    async def next_target(self) -> object:
+        """The source's next item, or ``_EXHAUSTED`` (not None: a None target is a caller's bug
+        and must say so, not end the stream early)."""
         if self.sync_source is not None:
-            target = next(self.sync_source, None)
+            target = next(self.sync_source, _EXHAUSTED)
         else:
             assert self.async_source is not None
             async with self.source_lock:
                 try:
                     target = await anext(self.async_source)
                 except StopAsyncIteration:
-                    target = None
-        if target is None:
+                    target = _EXHAUSTED
+        if target is _EXHAUSTED:
             self.exhausted = True
         return target
 
+    def take_parked(self, *, any_project: bool = False) -> CheckpointTarget | None:
+        """A parked target whose project has a free slot (or any, once the source is dry)."""
+        for project, queue in self.parked.items():
+            if any_project or not self.limits.project_full(project):
+                target = queue.popleft()
+                if not queue:
+                    del self.parked[project]
+                self.n_parked -= 1
+                return target
+        return None
+
+    async def next_to_run(self) -> CheckpointTarget | None:
+        """The next target to work on, or None when everything is done.
+
+        With a per-project cap, a target whose project is at its cap is parked (up to
+        ``4 * concurrency`` of them) and another is taken, so one busy project does not stall
+        workers that could serve the others (no head-of-line blocking).
+        """
+        while True:
+            if self.parked and (target := self.take_parked()) is not None:
+                return target
+            item = await self.next_target()
+            if item is _EXHAUSTED:
+                return self.take_parked(any_project=True)
+            if not isinstance(item, CheckpointTarget):
+                raise TypeError(f"fan-out targets must be CheckpointTarget, not {type(item).__name__}")
+            if self.limits.per_project is None or self.n_parked >= self.park_limit:
+                return item
+            self.limit(item.project)  # make sure the project's limiter exists
+            if not self.limits.project_full(item.project):
+                return item
+            self.parked.setdefault(item.project, deque()).append(item)
+            self.n_parked += 1
+
     async def work(self) -> None:
         while len(self.workers) - self.sleeping <= self.concurrency:  # else: a spare retires
-            target = await self.next_target()
+            target = await self.next_to_run()
             if target is None:
                 return
-            if not isinstance(target, CheckpointTarget):
-                raise TypeError(f"fan-out targets must be CheckpointTarget, not {type(target).__name__}")
             result = await self.get_one(target, self.limit, self.retry, self.backoff_sleep)
             self.ready.append(result)
             self.wake_consumer()
@@ -202,12 +265,14 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
         per_project_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
         extra_results: deque[CheckpointResult] | None = None,
+        limits: _Limits | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
         if per_project_concurrency is not None and per_project_concurrency < 1:
             raise ValueError("per_project_concurrency must be >= 1 or None")
-        self._pool = _Pool(service, targets, concurrency, per_project_concurrency, retry)
+        limits = limits or _Limits(concurrency, per_project_concurrency)
+        self._pool = _Pool(service, targets, concurrency, limits, retry)
         self._started = False
         self._closed = False
         self._extra: deque[CheckpointResult] = extra_results if extra_results is not None else deque()
@@ -286,41 +351,73 @@ async def discover_targets(
     logstore_filter: str | Callable[[str], bool] | None = None,
     concurrency: int = 64,
     failures: deque[CheckpointResult] | list[CheckpointResult],
+    limits: _Limits | None = None,
 ) -> AsyncIterator[CheckpointTarget]:
     """Yield a target for every consumer group of every (matching) logstore of ``projects``.
 
-    Listing logstores or consumer groups can fail for one project or logstore; that failure is
-    appended to ``failures`` (as a result whose target has empty names below the failed scope)
-    and discovery goes on with the rest.
+    Projects are interleaved round-robin, so a per-project cap never leaves workers waiting on
+    one project while others are idle. Discovery requests count against ``limits`` like the
+    GetCheckPoint requests do. Listing logstores or consumer groups can fail for one project or
+    logstore; that failure is appended to ``failures`` (as a result whose target has empty
+    names below the failed scope) and discovery goes on with the rest.
     """
     wanted = _logstore_predicate(logstore_filter)
-    for project in projects:
-        try:
-            logstores = [s for s in await service.list_logstores(project) if wanted(s)]
-        except SlsError as exc:
-            failures.append(CheckpointResult(CheckpointTarget(project, "", ""), error=exc))
-            continue
-        for start in range(0, len(logstores), concurrency):
-            batch = logstores[start : start + concurrency]
-            listed: list[tuple[str, list[str] | SlsError]] = []
-
-            async def list_groups(
-                logstore: str, project: str = project, out: list[tuple[str, list[str] | SlsError]] = listed
-            ) -> None:
+    limit = limits.limit if limits is not None else None
+    streams = [
+        aiter(_discover_project(service, project, wanted, concurrency, failures, limit))
+        for project in projects
+    ]
+    try:
+        while streams:
+            for stream in list(streams):
                 try:
-                    groups = await service.list_consumer_groups(project, logstore)
-                except SlsError as exc:
-                    out.append((logstore, exc))
-                    return
-                out.append((logstore, [g.name for g in groups]))
+                    yield await anext(stream)
+                except StopAsyncIteration:
+                    streams.remove(stream)
+    finally:
+        for stream in streams:
+            await stream.aclose()  # type: ignore[attr-defined]
 
-            async with asyncio.TaskGroup() as tg:
-                for logstore in batch:
-                    tg.create_task(list_groups(logstore))
-            order = {name: i for i, name in enumerate(batch)}
-            for logstore, groups in sorted(listed, key=lambda item: order[item[0]]):
-                if isinstance(groups, SlsError):
-                    failures.append(CheckpointResult(CheckpointTarget(project, logstore, ""), error=groups))
-                    continue
-                for group in groups:
-                    yield CheckpointTarget(project, logstore, group)
+
+async def _list_groups(
+    service: CheckpointService,
+    project: str,
+    logstore: str,
+    limit: Callable[[str], AbstractAsyncContextManager[object]] | None,
+    out: dict[str, list[str] | SlsError],
+) -> None:
+    """One logstore's group names into ``out``; its SlsError too, so it hides nothing else."""
+    try:
+        groups = await service._list_consumer_groups(project, logstore, limit)
+    except SlsError as exc:
+        out[logstore] = exc
+        return
+    out[logstore] = [g.name for g in groups]
+
+
+async def _discover_project(
+    service: CheckpointService,
+    project: str,
+    wanted: Callable[[str], bool],
+    concurrency: int,
+    failures: deque[CheckpointResult] | list[CheckpointResult],
+    limit: Callable[[str], AbstractAsyncContextManager[object]] | None,
+) -> AsyncIterator[CheckpointTarget]:
+    try:
+        logstores = [s for s in await service._list_logstores(project, None, limit) if wanted(s)]
+    except SlsError as exc:
+        failures.append(CheckpointResult(CheckpointTarget(project, "", ""), error=exc))
+        return
+    for start in range(0, len(logstores), concurrency):
+        batch = logstores[start : start + concurrency]
+        listed: dict[str, list[str] | SlsError] = {}
+        async with asyncio.TaskGroup() as tg:
+            for logstore in batch:
+                tg.create_task(_list_groups(service, project, logstore, limit, listed))
+        for logstore in batch:
+            groups = listed[logstore]
+            if isinstance(groups, SlsError):
+                failures.append(CheckpointResult(CheckpointTarget(project, logstore, ""), error=groups))
+                continue
+            for group in groups:
+                yield CheckpointTarget(project, logstore, group)

@@ -42,7 +42,7 @@ from .errors import (
     ServiceClosedError,
     SlsError,
 )
-from .fanout import CheckpointStream, discover_targets
+from .fanout import CheckpointStream, _Limits, discover_targets
 from .models import CheckpointResult, CheckpointTarget, ConsumerGroup, Shard, ShardCheckpoint
 from .retry import DEFAULT_RETRY, UPDATE_CHECKPOINT_RETRY, RetryPolicy, is_retryable
 from .signing import SignatureVersion
@@ -56,6 +56,7 @@ logger = logging.getLogger("aiosls")
 
 _T = TypeVar("_T")
 _Limiter = Callable[[str], AbstractAsyncContextManager[object]]
+_MAX_CLOCK_OFFSET: Final = timedelta(days=1)
 _TOKEN_EXPIRED_CODES: Final = frozenset({"SecurityTokenExpired", "SecurityToken.Expired"})
 
 
@@ -342,7 +343,13 @@ class CheckpointService:
             return False
         if server.tzinfo is None:
             server = server.replace(tzinfo=UTC)
-        self._clock_offset = server - self._clock()
+        offset = server - self._clock()
+        if abs(offset) > _MAX_CLOCK_OFFSET:
+            # A proxy's or a broken server's Date must not skew every later request: a real
+            # clock is not days off, so such an answer is surfaced, not learned from.
+            logger.warning("ignoring a server Date %s, more than a day off the local clock", date)
+            return False
+        self._clock_offset = offset
         logger.warning(
             "local clock is %.0fs off the server's; signing with the server's time from now on",
             -self._clock_offset.total_seconds(),
@@ -414,8 +421,13 @@ class CheckpointService:
 
     async def list_consumer_groups(self, project: str, logstore: str) -> list[ConsumerGroup]:
         """ListConsumerGroup (a logstore has at most 30)."""
+        return await self._list_consumer_groups(project, logstore, None)
+
+    async def _list_consumer_groups(
+        self, project: str, logstore: str, limiter: _Limiter | None
+    ) -> list[ConsumerGroup]:
         op = _sansio.list_consumer_groups(project, logstore)
-        return await self._call(op, _sansio.parse_consumer_groups)
+        return await self._call(op, _sansio.parse_consumer_groups, limiter=limiter)
 
     async def create_consumer_group(
         self,
@@ -466,11 +478,16 @@ class CheckpointService:
 
         ``name_filter`` is SLS's substring match on logstore names.
         """
+        return await self._list_logstores(project, name_filter, None)
+
+    async def _list_logstores(
+        self, project: str, name_filter: str | None, limiter: _Limiter | None
+    ) -> list[str]:
         names: list[str] = []
         offset = 0
         while True:
             op = _sansio.list_logstores(project, offset=offset, name_filter=name_filter)
-            page, total = await self._call(op, _sansio.parse_logstores_page)
+            page, total = await self._call(op, _sansio.parse_logstores_page, limiter=limiter)
             names.extend(page)
             offset += len(page)
             if not page or offset >= total:
@@ -567,8 +584,15 @@ class CheckpointService:
         """
         names = [projects] if isinstance(projects, str) else list(projects)
         failures: deque[CheckpointResult] = deque()
+        # One set of bounds for the discovery calls and the GetCheckPoint calls alike.
+        limits = _Limits(concurrency, per_project_concurrency)
         targets = discover_targets(
-            self, names, logstore_filter=logstore_filter, concurrency=concurrency, failures=failures
+            self,
+            names,
+            logstore_filter=logstore_filter,
+            concurrency=concurrency,
+            failures=failures,
+            limits=limits,
         )
         return CheckpointStream(
             self,
@@ -577,6 +601,7 @@ class CheckpointService:
             per_project_concurrency=per_project_concurrency,
             retry=retry,
             extra_results=failures,
+            limits=limits,
         )
 
     async def _get_for_target(

@@ -86,12 +86,12 @@ def test_repr_and_str_show_the_key_id_only() -> None:
     )
 
 
-@given(
-    secret=st.text(min_size=1),
-    other_secret=st.text(min_size=1),
-    token=st.text(min_size=1),
-    other_token=st.text(min_size=1),
+_PRINTABLE = st.text(
+    st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs")), min_size=1
 )
+
+
+@given(secret=_PRINTABLE, other_secret=_PRINTABLE, token=_PRINTABLE, other_token=_PRINTABLE)
 def test_repr_never_depends_on_secret_or_token(
     secret: str, other_secret: str, token: str, other_token: str
 ) -> None:
@@ -100,6 +100,30 @@ def test_repr_never_depends_on_secret_or_token(
     # If the secret leaked, two credentials differing only in secret and token would render differently.
     assert repr(one) == repr(two) == str(one)
     assert repr(StaticCredentialsProvider(one)) == repr(StaticCredentialsProvider(two))
+
+
+@pytest.mark.parametrize("field", ["access_key_id", "access_key_secret", "security_token"])
+@pytest.mark.parametrize("bad", ["tok3n-value\n", "tok3n\r\nvalue", "\x00tok3n"])
+def test_control_characters_are_refused_without_echoing_the_value(field: str, bad: str) -> None:
+    values = {"access_key_id": "LTAIkey", "access_key_secret": "secret", "security_token": "token"}
+    values[field] = bad
+    with pytest.raises(ValueError, match=f"Credentials.{field} must be printable") as info:
+        Credentials(values["access_key_id"], values["access_key_secret"], values["security_token"])
+    assert "tok3n" not in str(info.value)
+
+
+def test_environment_values_are_stripped() -> None:
+    env = {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": " LTAIkey\n",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret\n",
+        "ALIBABA_CLOUD_SECURITY_TOKEN": "token\n",
+    }
+    creds = EnvironmentCredentialsProvider(env).load()
+    assert (creds.access_key_id, creds.access_key_secret, creds.security_token) == (
+        "LTAIkey",
+        "secret",
+        "token",
+    )
 
 
 @pytest.mark.parametrize(("key_id", "secret"), [("", "s"), ("k", ""), ("", "")])

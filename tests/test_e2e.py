@@ -21,6 +21,7 @@ from aiosls import (
     CheckpointService,
     CheckpointTarget,
     Credentials,
+    HttpResponse,
     NotFoundError,
     ReadTimeout,
     ResponseParseError,
@@ -347,3 +348,108 @@ async def test_cancel_mid_backoff_on_real_sockets(emu: Emulator) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert emu.counters.requests_total == 1
+
+
+async def test_borrowed_session_raising_for_status_still_gets_typed_errors(emu: Emulator) -> None:
+    async with (
+        aiohttp.ClientSession(raise_for_status=True) as session,
+        svc_for(emu, session=session) as svc,
+    ):
+        with pytest.raises(NotFoundError) as info:
+            await svc.get_checkpoints("demo-project", "app-log", "no-such-group")
+    assert info.value.error_code == "ConsumerGroupNotExist"
+    assert info.value.request_id
+    assert emu.counters.requests_total == 1  # not retried as if the connection had failed
+
+
+async def test_compressed_body_is_capped_after_decompression(unused_tcp_port: int) -> None:
+    import gzip
+
+    from aiohttp import web
+
+    bomb = gzip.compress(b"[" + b" " * (8 * 1024 * 1024) + b"]")  # 8 MiB of JSON in ~8 KiB
+
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip", "x-log-requestid": "RIDGZ"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", unused_tcp_port)
+    await site.start()
+    try:
+        transport = AiohttpTransport(max_response_bytes=1024 * 1024)
+        async with CheckpointService(
+            f"http://127.0.0.1:{unused_tcp_port}",
+            Credentials(AK, SK),
+            region="cn-hangzhou",
+            transport=transport,
+        ) as svc:
+            with pytest.raises(ResponseParseError, match="too large") as info:
+                await svc.get_checkpoints("demo-project", "app-log", "cg-0")
+        await transport.aclose()
+    finally:
+        await runner.cleanup()
+    assert info.value.request_id == "RIDGZ"
+
+
+async def test_scan_discovery_counts_against_the_concurrency_bound(emu: Emulator) -> None:
+    for i in range(12):
+        emu.state.create_logstore("demo-project", f"ls-{i:02d}", shard_count=1)
+        emu.state.create_consumer_group("demo-project", f"ls-{i:02d}", "cg-a", timeout=60, order=False)
+    emu.faults.configure(latency_ms=20)
+    in_flight = peak = 0
+    trace = aiohttp.TraceConfig()
+
+    async def start(*_args: Any) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+
+    async def end(*_args: Any) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+
+    trace.on_request_start.append(start)
+    trace.on_request_end.append(end)
+    trace.on_request_exception.append(end)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session, svc_for(emu, session=session) as svc:
+        results = [r async for r in svc.scan("demo-project", concurrency=3)]
+    assert sum(r.ok for r in results) == 12 + 3  # the new groups and the seeded app-log ones
+    assert peak <= 3
+
+
+async def test_no_token_in_request_repr_or_error_chain(unused_tcp_port: int) -> None:
+    from aiosls import InMemoryTransport, TransportError
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 9999 Not A Status\r\n\r\n")  # aiohttp: ClientResponseError
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", unused_tcp_port)
+    creds = Credentials(STS_AK, STS_SK, STS_TOKEN)
+    try:
+        async with CheckpointService(
+            f"http://127.0.0.1:{unused_tcp_port}", creds, region="cn-hangzhou", retry=NO_RETRY
+        ) as svc:
+            with pytest.raises(TransportError) as info:
+                await svc.get_checkpoints("demo-project", "app-log", "cg-0")
+    finally:
+        server.close()
+        await server.wait_closed()
+    chain = [info.value, info.value.__cause__, info.value.__context__]
+    assert all(STS_TOKEN not in repr(e) and STS_TOKEN not in str(e) for e in chain)
+    # Recorded requests (a test double users inspect) never show the token or the signature.
+    recorder = InMemoryTransport(lambda _r: HttpResponse(200, {}, b"[]"))
+    async with svc_for_endpoint(f"http://127.0.0.1:{unused_tcp_port}", creds, recorder) as svc:
+        await svc.get_checkpoints("demo-project", "app-log", "cg-0")
+    shown = repr(recorder.requests[0])
+    assert STS_TOKEN not in shown
+    assert recorder.requests[0].headers["Authorization"] not in shown
+
+
+def svc_for_endpoint(endpoint: str, creds: Credentials, transport: Any) -> CheckpointService:
+    return CheckpointService(endpoint, creds, region="cn-hangzhou", transport=transport)

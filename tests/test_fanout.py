@@ -334,3 +334,32 @@ async def test_validation_error_is_a_per_target_result() -> None:
     assert isinstance(next(r for r in results if r.target == bad).error, ValidationError)
     assert len(transport.requests) == 2
     assert len(list(itertools.chain(results))) == 3
+
+
+async def test_per_project_cap_does_not_block_other_projects() -> None:
+    """Targets sorted by project (as scan produces them) still fill every allowed slot."""
+    gate = Gate()
+    gate.release.clear()
+    gate.saturate_at = 8
+    svc, _ = service(gate)
+    # 5 per project: within the look-ahead (4 x concurrency) that skips a project at its cap.
+    by_project = [t for p in ("proj-a", "proj-b", "proj-c", "proj-d") for t in targets(5, project=p)]
+    async with svc:
+        stream = svc.get_checkpoints_many(by_project, concurrency=8, per_project_concurrency=2)
+        async with stream:
+            first = asyncio.ensure_future(anext(stream))
+            await gate.saturated.wait()  # 8 in flight: 2 for each of the 4 projects
+            gate.release.set()
+            results = [await first] + [r async for r in stream]
+    assert len(results) == 20
+    assert gate.peak == 8
+    assert max(gate.peak_per_project.values()) == 2
+
+
+@pytest.mark.parametrize("bad", [None, ("proj-a", "app-log", "cg")])
+async def test_a_non_target_is_a_type_error_not_the_end(bad: object) -> None:
+    svc, _ = service(lambda _r: ok([]))
+    async with svc:
+        with pytest.raises(TypeError, match="CheckpointTarget"):
+            async for _ in svc.get_checkpoints_many([*targets(1), bad, *targets(3)], concurrency=1):  # type: ignore[list-item]
+                pass

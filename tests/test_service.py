@@ -15,6 +15,7 @@ from aiosls import (
     AuthError,
     CheckpointService,
     ClientError,
+    ClockSkewError,
     ConnectError,
     Credentials,
     HttpRequest,
@@ -429,3 +430,20 @@ def test_credentials_never_show_secrets() -> None:
         assert "s3cret" not in text
         assert "tok3n" not in text
     assert "AKID" in repr(creds)
+
+
+async def test_an_absurd_server_date_is_not_learned() -> None:
+    time = FakeTime()
+    svc, transport = make(
+        scripted(
+            sls_error(400, "RequestTimeExpired", Date="Fri, 31 Dec 9999 23:59:59 GMT"),
+            ok([]),
+        ),
+        time=time,
+    )
+    async with svc:
+        with pytest.raises(ClockSkewError):
+            await svc.get_checkpoints("my-project", "app-log", "cg-main")
+        assert svc.clock_offset == timedelta(0)
+        assert await svc.get_checkpoints("my-project", "app-log", "cg-main") == []  # still signs fine
+    assert len(transport.requests) == 2

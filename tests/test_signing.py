@@ -158,7 +158,8 @@ _params = st.dictionaries(
     st.text(max_size=20),
     max_size=5,
 )
-_secret = st.text(min_size=1, max_size=40)
+# Credentials refuse control characters (a pasted newline), so secrets are printable text.
+_secret = st.text(min_size=1, max_size=40).filter(str.isprintable)
 _when = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC))
 
 

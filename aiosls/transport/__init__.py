@@ -16,7 +16,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 __all__ = ["HttpRequest", "HttpResponse", "Transport"]
 
 
-@attrs.frozen
+_REDACTED: frozenset[str] = frozenset({"authorization", "x-acs-security-token"})
+
+
+@attrs.frozen(repr=False)
 class HttpRequest:
     """One request exactly as it goes on the wire.
 
@@ -31,6 +34,14 @@ class HttpRequest:
     body: bytes = b""
     #: SLS operation name, for logs and errors (never sent).
     operation: str = attrs.field(default="", kw_only=True)
+
+    def __repr__(self) -> str:
+        # The signature and the STS token stay out of reprs (test output, error reporters).
+        shown = {k: "***" if k.lower() in _REDACTED else v for k, v in self.headers.items()}
+        return (
+            f"HttpRequest(method={self.method!r}, url={self.url!r}, headers={shown!r}, "
+            f"body={self.body!r}, operation={self.operation!r})"
+        )
 
 
 def _lower_headers(headers: Mapping[str, str]) -> Mapping[str, str]:

@@ -16,7 +16,16 @@ from typing import Any, Final
 import aiohttp
 from yarl import URL
 
-from ..errors import ConnectError, ReadTimeout, ResponseParseError, ServiceClosedError, TransportError
+from ..errors import (
+    CertificateError,
+    ConnectError,
+    ReadTimeout,
+    ResponseParseError,
+    ServiceClosedError,
+    SlsError,
+    TransportError,
+    ValidationError,
+)
 from . import HttpRequest, HttpResponse
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport"]
@@ -111,6 +120,8 @@ class AiohttpTransport:
     async def send(self, request: HttpRequest, *, timeout: float | None = None) -> HttpResponse:
         """Send one request; see :class:`aiosls.transport.Transport`."""
         session = self._session_for_send()
+        what = request.operation or request.method
+        error: SlsError
         try:
             async with session.request(
                 request.method,
@@ -119,28 +130,39 @@ class AiohttpTransport:
                 data=request.body or None,
                 skip_auto_headers=self._skip_auto_headers(request),
                 allow_redirects=False,
+                # A borrowed session may raise on 4xx/5xx; we read every answer ourselves.
+                raise_for_status=False,
                 timeout=self._timeout(timeout),
                 ssl=self._request_ssl,
             ) as resp:
                 length = resp.content_length
                 if length is not None and length > self._max_response_bytes:
                     raise self._too_large(request, resp, f"Content-Length {length}")
-                if length is not None:
+                if length is not None and "Content-Encoding" not in resp.headers:
                     body = await resp.read()
                 else:
+                    # Unknown length, or compressed: count the bytes as they are decoded, so a
+                    # small gzip bomb cannot grow past the limit.
                     body = await self._read_capped(request, resp)
                 return HttpResponse(resp.status, resp.headers, body)
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise CertificateError(f"{what}: TLS certificate verification failed: {exc}") from exc
         except (ConnectionRefusedError, aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise ConnectError(f"{request.operation or request.method}: cannot connect: {exc}") from exc
+            raise ConnectError(f"{what}: cannot connect: {exc}") from exc
         except (TimeoutError, aiohttp.SocketTimeoutError) as exc:
-            raise ReadTimeout(
-                f"{request.operation or request.method}: no response within the read timeout"
-            ) from exc
+            raise ReadTimeout(f"{what}: no response within the read timeout") from exc
+        except aiohttp.ClientResponseError as exc:
+            # Its request_info holds our request headers (signature, STS token): keep it off the
+            # exception chain, where error reporters would render it. Raised below, unchained.
+            error = TransportError(f"{what}: bad response: {type(exc).__name__}: {exc.status} {exc.message}")
         except (aiohttp.ClientError, OSError) as exc:
             # Reset, disconnect, truncated body: the request may have been applied.
-            raise TransportError(
-                f"{request.operation or request.method}: connection failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise TransportError(f"{what}: connection failed: {type(exc).__name__}: {exc}") from exc
+        except ValueError as exc:
+            # aiohttp refuses header values with control characters (e.g. a pasted token) before
+            # sending anything; retrying cannot help. Unchained: the cause may quote the value.
+            error = ValidationError(f"{what}: request refused by the HTTP client: {type(exc).__name__}")
+        raise error
 
     async def _read_capped(self, request: HttpRequest, resp: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []
