@@ -70,6 +70,19 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _NoLimit:
+    """The limiter of a call outside any fan-out: nothing to wait for."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LIMIT: Final = _NoLimit()
+
+
 class _State(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
@@ -296,22 +309,20 @@ class CheckpointService:
         """One attempt, plus at most one immediate re-sign for clock skew or an expired token."""
         fixed_skew = refreshed = False
         while True:
-            credentials = self._static_credentials or await self._provider.get_credentials()
-            request = _sansio.build_request(
-                op,
-                endpoint=self._endpoint,
-                credentials=credentials,
-                now=self._clock() + self._clock_offset,
-                signature_version=self._signature_version,
-                region=self._region,
-                user_agent=self._user_agent,
-            )
-            self._requests_sent += 1
-            if limiter is None:
+            # Signed inside the in-flight slot: a long wait for one must not age the signature.
+            async with limiter(op.project) if limiter is not None else _NO_LIMIT:
+                credentials = self._static_credentials or await self._credentials()
+                request = _sansio.build_request(
+                    op,
+                    endpoint=self._endpoint,
+                    credentials=credentials,
+                    now=self._clock() + self._clock_offset,
+                    signature_version=self._signature_version,
+                    region=self._region,
+                    user_agent=self._user_agent,
+                )
+                self._requests_sent += 1
                 response = await self._transport.send(request, timeout=self._timeouts.read)
-            else:
-                async with limiter(op.project):
-                    response = await self._transport.send(request, timeout=self._timeouts.read)
             if response.status == 200:
                 return response
             error = _sansio.error_from_response(response, op.name)
@@ -332,6 +343,18 @@ class CheckpointService:
                     refreshed = True
                     continue
             raise error
+
+    async def _credentials(self) -> Credentials:
+        """The provider's snapshot; its own failure (an STS endpoint down, say) becomes an
+        AuthError, so in a fan-out it is that target's result rather than a crash of the stream."""
+        try:
+            return await self._provider.get_credentials()
+        except SlsError:
+            raise
+        except Exception as exc:
+            raise AuthError(
+                f"could not obtain credentials: {type(exc).__name__}", error_code="CredentialsUnavailable"
+            ) from exc
 
     def _learn_clock_offset(self, response: HttpResponse) -> bool:
         date = response.headers.get("date")

@@ -14,6 +14,7 @@ from aiosls import (
     NO_RETRY,
     AuthError,
     CheckpointService,
+    CheckpointTarget,
     ClientError,
     ClockSkewError,
     ConnectError,
@@ -447,3 +448,20 @@ async def test_an_absurd_server_date_is_not_learned() -> None:
         assert svc.clock_offset == timedelta(0)
         assert await svc.get_checkpoints("my-project", "app-log", "cg-main") == []  # still signs fine
     assert len(transport.requests) == 2
+
+
+async def test_a_failing_credentials_provider_is_an_auth_error_per_target() -> None:
+    class Broken:
+        async def get_credentials(self) -> Credentials:
+            raise ConnectionResetError("sts endpoint down")
+
+    svc, transport = make(scripted(), credentials=Broken())
+    async with svc:
+        with pytest.raises(AuthError, match="could not obtain credentials") as info:
+            await svc.get_checkpoints("my-project", "app-log", "cg-main")
+        targets = [CheckpointTarget("my-project", "app-log", f"cg-{i}") for i in range(3)]
+        results = [r async for r in svc.get_checkpoints_many(targets, concurrency=2)]
+    assert info.value.error_code == "CredentialsUnavailable"
+    assert isinstance(info.value.__cause__, ConnectionResetError)
+    assert [type(r.error) for r in results] == [AuthError] * 3
+    assert transport.requests == []
