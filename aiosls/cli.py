@@ -13,14 +13,16 @@ import base64
 import contextlib
 import getpass
 import logging
+import math
 import os
 import random
+import re
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TextIO
+from typing import Any, Final, NoReturn, TextIO
 
 from . import __version__, names
 from ._output import (
@@ -54,6 +56,14 @@ EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 ENV_ENDPOINT: Final = "ALIBABA_CLOUD_SLS_ENDPOINT"
 FORMATS: Final = ("table", "json", "ndjson")
+# `aiosls demo` builds its whole fleet in memory: keep it to what a laptop scans in minutes.
+MAX_DEMO_PROJECTS: Final = 1000
+MAX_DEMO_LOGSTORES: Final = 1000
+MAX_DEMO_GROUPS: Final = 30  # the SLS limit per logstore
+MAX_DEMO_SHARDS: Final = 256  # the SLS limit per logstore
+MAX_DEMO_TARGETS: Final = 100_000  # consumer groups in the fleet
+MAX_DEMO_CHECKPOINTS: Final = 1_000_000  # consumer groups x shards
+MAX_DEMO_LATENCY_MS: Final = 3_600_000
 
 
 class UsageError(Exception):
@@ -61,6 +71,75 @@ class UsageError(Exception):
 
 
 # --- argument parsing ---------------------------------------------------------------------------
+
+# A word that is shown in an "unrecognized arguments" error: a long option's name. Anything else
+# (a stray value, an option's ``=value``) could be a secret typed in the wrong place.
+_OPTION_NAME: Final = re.compile(r"--[a-z][a-z0-9-]{0,40}")
+_HIDDEN: Final = "<value not shown>"
+_ARGUMENT: Final = re.compile(r"argument (?P<name>[^:]+): (?P<message>.*)", re.S)
+_INVALID_CHOICE: Final = re.compile(r"invalid choice: .* (?P<choices>\(choose from .*\))", re.S)
+
+
+def _redact_word(word: str) -> str:
+    name, sep, _value = word.partition("=")
+    if _OPTION_NAME.fullmatch(name):
+        return f"{name}={_HIDDEN}" if sep else name
+    return _HIDDEN
+
+
+def _redact(message: str) -> str:
+    """``message`` without any argument value that could be a secret typed on the command line.
+
+    Values given to a named option that expects a fixed set (``--format xml``) or a number
+    (``--port x``) are kept: they help, and a secret does not end up there by accident.
+    """
+    if message.startswith("unrecognized arguments: "):
+        words = message.removeprefix("unrecognized arguments: ").split()
+        return "unrecognized arguments: " + " ".join(_redact_word(word) for word in words)
+    if message.startswith("ambiguous option: "):
+        option, sep, rest = message.removeprefix("ambiguous option: ").partition(" could match ")
+        return f"ambiguous option: {_redact_word(option)}{sep}{rest}"
+    match = _ARGUMENT.fullmatch(message)
+    if match is None:
+        return message
+    name, text = match["name"], match["message"]
+    if text.startswith("ignored explicit argument "):
+        # `--access-key-secret-stdin=SECRET`: the flag takes no value; never repeat it.
+        return f"argument {name}: takes no value (the value given is not shown)"
+    if not name.startswith("-"):
+        # A positional (COMMAND, PROJECT...) is where a stray secret lands:
+        # `aiosls --access-key-secret SECRET scan ...` makes SECRET the COMMAND.
+        choice = _INVALID_CHOICE.fullmatch(text)
+        if choice is not None:
+            return f"argument {name}: invalid choice {choice['choices']}"
+        if text.startswith("invalid ") and " value: " in text:
+            return f"argument {name}: {text.partition(' value: ')[0]} value ({_HIDDEN})"
+    return message
+
+
+class _Parser(argparse.ArgumentParser):
+    """No option abbreviations, and usage errors that never repeat a value that could be a secret."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_redact(message))
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        # ASCII digits only: int() would also take other scripts' digits, '1_000' and blanks.
+        if not re.fullmatch(r"-?[0-9]{1,18}", text):
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}")
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in {low}..{high}: {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
 
 
 def _positive_int(text: str) -> int:
@@ -70,6 +149,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1: {value}")
+    return value
+
+
+def _latency_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or not 0.0 <= value <= MAX_DEMO_LATENCY_MS:
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds in 0..{MAX_DEMO_LATENCY_MS}")
     return value
 
 
@@ -117,13 +206,14 @@ def _add_output_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aiosls",
         description="Read SLS consumer-group checkpoints: one group, whole projects, or a local demo.",
     )
     parser.add_argument("--version", action="version", version=f"aiosls {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Every subparser is a _Parser too (allow_abbrev=False, redacted errors).
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     demo = sub.add_parser(
@@ -131,15 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="scan a realistic fleet on the embedded emulator (no cloud account needed)",
         description="Start the emulator in-process, seed a fleet, scan it through CheckpointService.",
     )
-    demo.add_argument("--projects", type=_positive_int, default=3)
-    demo.add_argument("--logstores", type=_positive_int, default=10, help="logstores per project")
-    demo.add_argument("--groups", type=_positive_int, default=3, help="consumer groups per logstore (<= 30)")
-    demo.add_argument("--shards", type=_positive_int, default=4, help="shards per logstore")
+    demo.add_argument(
+        "--projects", type=_int_in(1, MAX_DEMO_PROJECTS), default=3, help=f"1..{MAX_DEMO_PROJECTS}"
+    )
+    demo.add_argument(
+        "--logstores",
+        type=_int_in(1, MAX_DEMO_LOGSTORES),
+        default=10,
+        help=f"logstores per project (1..{MAX_DEMO_LOGSTORES})",
+    )
+    demo.add_argument(
+        "--groups",
+        type=_int_in(1, MAX_DEMO_GROUPS),
+        default=3,
+        help=f"consumer groups per logstore (1..{MAX_DEMO_GROUPS})",
+    )
+    demo.add_argument(
+        "--shards",
+        type=_int_in(1, MAX_DEMO_SHARDS),
+        default=4,
+        help=f"shards per logstore (1..{MAX_DEMO_SHARDS})",
+    )
     demo.add_argument("--concurrency", type=_positive_int, default=64)
     demo.add_argument("--throttle-rate", type=_rate, default=0.0, help="inject 403 ReadQuotaExceed")
     demo.add_argument("--error-rate", type=_rate, default=0.0, help="inject 500/503/HTML 502")
     demo.add_argument("--reset-rate", type=_rate, default=0.0, help="inject connection resets")
-    demo.add_argument("--latency-ms", type=float, default=0.0, help="added server latency")
+    demo.add_argument("--latency-ms", type=_latency_ms, default=0.0, help="added server latency")
     demo.add_argument("--fault-seed", type=int, default=1, help="seed for faults and the fleet")
     _add_output_args(demo)
 
@@ -316,7 +423,7 @@ def demo_seed(
             base = names[s % len(names)]
             store = base if s < len(names) else f"{base}-{s // len(names)}"
             cgs: dict[str, Any] = {}
-            for g in range(min(groups, 30)):
+            for g in range(groups):
                 kind = rng.choices(("fresh", "stale", "never", "unassigned"), (6, 2, 1, 1))[0]
                 cps: dict[str, Any] = {}
                 if kind != "never":
@@ -342,24 +449,39 @@ def demo_seed(
 async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Emulator, FaultConfig
 
-    if args.throttle_rate + args.error_rate + args.reset_rate > 1:
-        raise UsageError("--throttle-rate + --error-rate + --reset-rate must not exceed 1")
+    targets = args.projects * args.logstores * args.groups
+    if targets > MAX_DEMO_TARGETS:
+        raise UsageError(
+            f"--projects x --logstores x --groups is {targets} consumer groups; "
+            f"the demo allows {MAX_DEMO_TARGETS}"
+        )
+    if targets * args.shards > MAX_DEMO_CHECKPOINTS:
+        raise UsageError(
+            f"the fleet would hold {targets * args.shards} checkpoints (consumer groups x --shards); "
+            f"the demo allows {MAX_DEMO_CHECKPOINTS}"
+        )
     now = datetime.now(UTC)
-    seed = demo_seed(
-        projects=args.projects,
-        logstores=args.logstores,
-        groups=args.groups,
-        shards=args.shards,
-        now=now,
-        rng=random.Random(args.fault_seed),
-    )
-    faults = FaultConfig(
-        throttle_rate=args.throttle_rate,
-        error_rate=args.error_rate,
-        reset_rate=args.reset_rate,
-        latency_ms=args.latency_ms,
-    )
-    async with Emulator(seed=seed, faults=faults, fault_seed=args.fault_seed) as emu:
+    try:
+        # The emulator validates the fleet and the faults: what it rejects is a usage error (the
+        # SeedError or ValueError names the bad value), not a failed target.
+        seed = demo_seed(
+            projects=args.projects,
+            logstores=args.logstores,
+            groups=args.groups,
+            shards=args.shards,
+            now=now,
+            rng=random.Random(args.fault_seed),
+        )
+        faults = FaultConfig(
+            throttle_rate=args.throttle_rate,
+            error_rate=args.error_rate,
+            reset_rate=args.reset_rate,
+            latency_ms=args.latency_ms,
+        )
+        emulator = Emulator(seed=seed, faults=faults, fault_seed=args.fault_seed)
+    except ValueError as exc:  # SeedError is a ValueError
+        raise UsageError(printable(" ".join(str(exc).split()))) from None
+    async with emulator as emu:
         err.write(f"aiosls demo: emulator on {emu.endpoint}; scanning {len(seed['projects'])} project(s)\n")
         # Exactly what a user does against the real service: only the endpoint differs.
         async with CheckpointService(
@@ -437,12 +559,22 @@ def _exit_code(exc: SystemExit) -> int:
 
 
 def _emulator(argv: list[str], out: TextIO, err: TextIO) -> int:
-    from .emulator.cli import main as emulator_main
+    from .emulator import FaultConfig
+    from .emulator.cli import add_arguments, run
 
+    # Our own parser (no abbreviations, redacted errors: `--access-key ID:SECRET` is never
+    # repeated), with the emulator's options.
+    parser = _Parser(prog="aiosls emulator", description="Run a local SLS consumer-group emulator.")
+    add_arguments(parser)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            return int(emulator_main(argv))
-    except SystemExit as exc:  # its argparse: --help, bad usage
+            args = parser.parse_args(argv)
+            try:
+                FaultConfig(args.throttle_rate, args.error_rate, args.reset_rate, args.latency_ms)
+            except ValueError as exc:
+                parser.error(str(exc))
+            return int(run(args))
+    except SystemExit as exc:  # argparse: --help, bad usage
         return _exit_code(exc)
 
 

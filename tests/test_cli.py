@@ -449,6 +449,88 @@ async def test_access_key_secret_from_stdin(emu: Emulator, monkeypatch: pytest.M
     assert "secret line on stdin" in r.err
 
 
+TYPED_SK = "TYPED-Secret-9d2e6b-must-never-print"  # a secret typed on the command line by mistake
+NO_SERVER = ["--endpoint", "http://127.0.0.1:9", "--region", "cn-hangzhou"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # The flag takes no value: argparse used to answer "ignored explicit argument '<secret>'".
+        (
+            ["checkpoints", "p1x", "app-log", "cg", *NO_SERVER, f"--access-key-secret-stdin={TYPED_SK}"],
+            "argument --access-key-secret-stdin: takes no value",
+        ),
+        (["--debug=" + TYPED_SK, "demo"], "argument --debug: takes no value"),
+        (["-h=" + TYPED_SK], "argument -h/--help: takes no value"),
+        # An option that does not exist: its name is shown, its value is not.
+        (
+            ["checkpoints", "p1x", "app-log", "cg", *NO_SERVER, f"--access-key-secret={TYPED_SK}"],
+            "unrecognized arguments: --access-key-secret=<value not shown>",
+        ),
+        (
+            ["scan", "p1x", *NO_SERVER, "--access-key-secret", TYPED_SK],
+            "unrecognized arguments: --access-key-secret <value not shown>",
+        ),
+        # Before the command, the stray secret becomes the COMMAND: no "invalid choice: '<secret>'".
+        (["--access-key-secret", TYPED_SK, "scan", "p1x"], "argument COMMAND: invalid choice (choose from"),
+        # The emulator's --access-key ID:SECRET, through both ways in.
+        (["emulator", "--access-key", f"{AK}:{TYPED_SK}", f"{AK}2:{TYPED_SK}"], "unrecognized arguments"),
+        (["emulator", "--access-keys", f"{AK}:{TYPED_SK}"], "unrecognized arguments: --access-keys <value"),
+        (["emulator", f"--access-keys={AK}:{TYPED_SK}"], "unrecognized arguments: --access-keys=<value"),
+        (["emulator", f"--no-verify={AK}:{TYPED_SK}"], "argument --no-verify: takes no value"),
+        (
+            ["--debug", "emulator", "--access-key", f"{AK}:{TYPED_SK}", f"--no-verify={TYPED_SK}"],
+            "argument --no-verify: takes no value",
+        ),
+        (["emulator", f"-h={AK}:{TYPED_SK}"], "argument -h/--help: takes no value"),
+    ],
+)
+def test_usage_errors_never_repeat_a_typed_secret(argv: list[str], message: str) -> None:
+    r = run_sync(*argv)
+    assert r.code == 2
+    assert r.out == ""
+    assert TYPED_SK not in r.out + r.err
+    assert message in r.err
+    assert "Traceback" not in r.err
+
+
+def test_usage_error_redaction_keeps_the_helpful_part() -> None:
+    r = run_sync("scan", "p1x", *NO_SERVER, "--format", "xml")  # a choice, after its named option
+    assert r.code == 2
+    assert "argument --format: invalid choice: 'xml' (choose from 'table', 'json', 'ndjson')" in r.err
+    r = run_sync("emulator", "--port", "notaport")
+    assert r.code == 2
+    assert "argument --port:" in r.err
+    assert "notaport" in r.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "unrecognized"),
+    [
+        # Prefixes of real options: with allow_abbrev they were taken as the option.
+        (["checkpoints", "p1x", "app-log", "cg", *NO_SERVER, "--access-key-sec"], "--access-key-sec"),
+        (["checkpoints", "p1x", "app-log", "cg", "--region", "x", "--end", "http://127.0.0.1:9"], "--end"),
+        (["scan", "p1x", *NO_SERVER, "--concur", "2"], "--concur"),
+        (["--deb", "demo"], "--deb"),
+        # A missing seed file ends the old behaviour (a server until Ctrl-C) with another error.
+        (["emulator", "--po", "0", "--seed", "/nonexistent/seed.json"], "--po"),
+        (["emulator", "--access", f"{AK}:{TYPED_SK}", "--seed", "/nonexistent/seed.json"], "--access"),
+    ],
+)
+def test_options_cannot_be_abbreviated(creds: None, argv: list[str], unrecognized: str) -> None:
+    r = run_sync(*argv)
+    assert r.code == 2
+    assert f"error: unrecognized arguments: {unrecognized}" in r.err
+    assert TYPED_SK not in r.err
+
+
+def test_emulator_rates_over_1_is_a_usage_error() -> None:
+    r = run_sync("emulator", "--throttle-rate", "0.6", "--error-rate", "0.6")
+    assert r.code == 2
+    assert "must not exceed 1" in r.err
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 
@@ -500,6 +582,73 @@ def test_demo_absorbs_throttling() -> None:
     assert int(match.group(1)) >= 1
     assert "retrying" in r.err
     assert "ReadQuotaExceed" in r.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--shards", "300"], "argument --shards: must be an integer in 1..256"),
+        (["--shards", "0"], "argument --shards: must be an integer in 1..256"),
+        (["--groups", "31"], "argument --groups: must be an integer in 1..30"),
+        (["--groups", "0"], "argument --groups: must be an integer in 1..30"),
+        (["--projects", "1001"], "argument --projects: must be an integer in 1..1000"),
+        (["--logstores", "1_000"], "argument --logstores: not an integer"),
+        (["--latency-ms", "-5"], "argument --latency-ms: must be a number of milliseconds"),
+        (["--latency-ms", "inf"], "argument --latency-ms: must be a number of milliseconds"),
+        (["--latency-ms=-inf"], "argument --latency-ms: must be a number of milliseconds"),
+        (["--latency-ms", "nan"], "argument --latency-ms: must be a number of milliseconds"),
+        (["--latency-ms", "1e300"], "argument --latency-ms: must be a number of milliseconds"),
+    ],
+)
+def test_demo_bad_option_is_a_usage_error(argv: list[str], message: str) -> None:
+    # The console entry in a process with a timeout: some of these (nan, inf) used to start the
+    # demo and then wait forever in asyncio.sleep.
+    done = subprocess.run(
+        [*AIOSLS, "demo", "--projects", "1", "--logstores", "1", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=subprocess_env(),
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert message in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr
+    assert "emulator on" not in done.stderr  # rejected before anything started
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # Too big a fleet, though every option is in range.
+        (
+            ["--projects", "1000", "--logstores", "100", "--groups", "2"],
+            "200000 consumer groups; the demo allows 100000",
+        ),
+        (["--projects", "100", "--logstores", "100", "--groups", "10", "--shards", "256"], "checkpoints"),
+        # Rejected by the emulator's FaultConfig while the demo builds it (a ValueError).
+        (["--throttle-rate", "0.6", "--error-rate", "0.6"], "must not exceed 1"),
+    ],
+)
+def test_demo_configuration_error_is_one_line_exit_2(argv: list[str], message: str) -> None:
+    # In a process with a timeout: a fleet that big used to be built (and scanned) in memory.
+    done = subprocess.run(
+        [*AIOSLS, "demo", *argv], capture_output=True, text=True, timeout=30, env=subprocess_env()
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert re.fullmatch(r"aiosls: error: [^\n]+\n", done.stderr), done.stderr
+    assert message in done.stderr
+
+
+def test_demo_limits_are_inclusive() -> None:
+    r = run_sync(
+        "demo", "--projects", "1", "--logstores", "1", "--groups", "30", "--shards", "256", "--format", "json"
+    )
+    assert r.code == 0, r.err
+    docs = json.loads(r.out)
+    assert len(docs) == 30
+    assert all(d["ok"] and len(d["checkpoints"]) == 256 for d in docs)
 
 
 # --- real processes -----------------------------------------------------------------------------
