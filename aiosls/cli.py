@@ -142,34 +142,25 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {value}")
-    return value
+def _float_in(low: float, high: float, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what} in {low:g}..{high:g}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
 
 
-def _latency_ms(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or not 0.0 <= value <= MAX_DEMO_LATENCY_MS:
-        raise argparse.ArgumentTypeError(f"must be a number of milliseconds in 0..{MAX_DEMO_LATENCY_MS}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1: {value}")
-    return value
+#: Concurrency is a count of requests in flight; beyond this it is a typo, not a plan.
+MAX_CONCURRENCY: Final = 10_000
+_concurrency = _int_in(1, MAX_CONCURRENCY)
+_rate = _float_in(0.0, 1.0, "a share")
+_latency_ms = _float_in(0.0, MAX_DEMO_LATENCY_MS, "a number of milliseconds")
 
 
 def _add_connection_args(parser: argparse.ArgumentParser) -> None:
@@ -242,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help=f"shards per logstore (1..{MAX_DEMO_SHARDS})",
     )
-    demo.add_argument("--concurrency", type=_positive_int, default=64)
+    demo.add_argument("--concurrency", type=_concurrency, default=64)
     demo.add_argument("--throttle-rate", type=_rate, default=0.0, help="inject 403 ReadQuotaExceed")
     demo.add_argument("--error-rate", type=_rate, default=0.0, help="inject 500/503/HTML 502")
     demo.add_argument("--reset-rate", type=_rate, default=0.0, help="inject connection resets")
@@ -261,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="discover every consumer group of projects and show checkpoints")
     scan.add_argument("projects", nargs="+", metavar="PROJECT")
     scan.add_argument("--logstore", metavar="GLOB", help="only logstores matching this glob")
-    scan.add_argument("--concurrency", type=_positive_int, default=64)
-    scan.add_argument("--per-project-concurrency", type=_positive_int, default=None)
+    scan.add_argument("--concurrency", type=_concurrency, default=64)
+    scan.add_argument("--per-project-concurrency", type=_concurrency, default=None)
     _add_connection_args(scan)
     _add_output_args(scan)
 

@@ -347,9 +347,10 @@ async def test_progress_on_a_terminal(emu: Emulator, creds: None) -> None:
             ["scan", "demo-project", "--endpoint", "http://127.0.0.1:9", "--format", "xml"],
             "invalid choice: 'xml'",
         ),
-        (["demo", "--throttle-rate", "1.5"], "must be between 0 and 1"),
+        (["demo", "--throttle-rate", "1.5"], "must be a share in 0..1"),
         (["demo", "--throttle-rate", "0.6", "--error-rate", "0.6"], "must not exceed 1"),
-        (["scan", "demo-project", "--endpoint", "http://127.0.0.1:9", "--concurrency", "0"], "must be >= 1"),
+        (["scan", "demo-project", "--endpoint", "http://127.0.0.1:9", "--concurrency", "0"], "in 1..10000"),
+        (["scan", "demo-project", "--concurrency", "\u0664"], "not an integer"),  # an Arabic-Indic 4
         (
             ["scan", "Bad_Project", "--endpoint", "http://127.0.0.1:9", "--region", "cn-hangzhou"],
             "Bad_Project",
