@@ -44,7 +44,7 @@ from .errors import (
 )
 from .fanout import CheckpointStream, _Limits, discover_targets
 from .models import CheckpointResult, CheckpointTarget, ConsumerGroup, Shard, ShardCheckpoint
-from .retry import DEFAULT_RETRY, UPDATE_CHECKPOINT_RETRY, RetryPolicy, is_retryable
+from .retry import DEFAULT_RETRY, UPDATE_CHECKPOINT_RETRY, RetryPolicy, annotate_attempts, is_retryable
 from .signing import SignatureVersion
 from .timeouts import DEFAULT_TIMEOUTS, Timeouts
 from .transport import HttpResponse, Transport
@@ -301,7 +301,7 @@ class CheckpointService:
                         raise first
                     return parse(await self._attempt(op, limiter))
         except SlsError as exc:
-            exc.attempts = attempts
+            annotate_attempts(exc, attempts)
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
