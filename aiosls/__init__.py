@@ -33,6 +33,7 @@ from .service import CheckpointService
 from .timeouts import Timeouts
 from .transport import HttpRequest, HttpResponse, Transport
 from .transport.aiohttp import AiohttpTransport
+from .transport.http11 import Http11Transport
 from .transport.memory import InMemoryTransport
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "Credentials",
     "CredentialsProvider",
     "EnvironmentCredentialsProvider",
+    "Http11Transport",
     "HttpRequest",
     "HttpResponse",
     "InMemoryTransport",

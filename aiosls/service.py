@@ -49,6 +49,7 @@ from .signing import SignatureVersion
 from .timeouts import DEFAULT_TIMEOUTS, Timeouts
 from .transport import HttpResponse, Transport
 from .transport.aiohttp import AiohttpTransport
+from .transport.http11 import Http11Transport
 
 __all__ = ["CheckpointService"]
 
@@ -107,8 +108,9 @@ class CheckpointService:
     :param signature_version: ``"v4"`` (SLS4-HMAC-SHA256, default) or ``"v1"`` (hmac-sha1).
     :param region: V4 signing region; derived from standard endpoints when omitted.
     :param transport: any :class:`~aiosls.transport.Transport` (e.g. ``InMemoryTransport``);
-        by default an :class:`AiohttpTransport` owned by the service.
-    :param session: an ``aiohttp.ClientSession`` to borrow for the default transport.
+        by default an :class:`Http11Transport` owned by the service.
+    :param session: an ``aiohttp.ClientSession`` to borrow: the service then sends through an
+        :class:`AiohttpTransport` on it (proxies, tracing, a shared pool).
     :param ssl_context: custom TLS context; certificates are always verified otherwise.
     :param retry: default :class:`RetryPolicy` for reads (override per call with ``retry=``).
     :param timeouts: connect/read per attempt and total per call.
@@ -159,13 +161,24 @@ class CheckpointService:
         if transport is not None and (session is not None or ssl_context is not None):
             raise ValueError("pass either transport or session/ssl_context, not both")
         self._owns_transport = transport is None
-        self._transport: Transport = transport or AiohttpTransport(
-            session=session,
-            ssl_context=ssl_context,
-            connect_timeout=timeouts.connect,
-            read_timeout=timeouts.read,
-            max_connections=max_connections,
-        )
+        self._transport: Transport
+        if transport is not None:
+            self._transport = transport
+        elif session is not None:
+            self._transport = AiohttpTransport(
+                session=session,
+                ssl_context=ssl_context,
+                connect_timeout=timeouts.connect,
+                read_timeout=timeouts.read,
+                max_connections=max_connections,
+            )
+        else:
+            self._transport = Http11Transport(
+                ssl_context=ssl_context,
+                connect_timeout=timeouts.connect,
+                read_timeout=timeouts.read,
+                max_connections=max_connections,
+            )
         self._retry = retry
         self._timeouts = timeouts
         self._user_agent = user_agent or _user_agent()
@@ -209,7 +222,9 @@ class CheckpointService:
         # Only a transport we own holds sockets; a borrowed one is its owner's business.
         if getattr(self, "_state", _State.CLOSED) is _State.OPEN and self._owns_transport:
             transport = self._transport
-            if isinstance(transport, AiohttpTransport) and transport._session is not None:
+            if (isinstance(transport, AiohttpTransport) and transport._session is not None) or (
+                isinstance(transport, Http11Transport) and transport.open_connections
+            ):
                 _warn(f"unclosed {self!r}: use 'async with' or await aclose()", ResourceWarning, source=self)
 
     def __repr__(self) -> str:

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .._http11 import Headers
+
 __all__ = ["HttpRequest", "HttpResponse", "Transport"]
 
 
@@ -45,8 +47,8 @@ class HttpRequest:
 
 
 def _lower_headers(headers: Mapping[str, str]) -> Mapping[str, str]:
-    # aiohttp's headers are already case-insensitive; anything else is lower-cased once here.
-    if isinstance(headers, CIMultiDictProxy | CIMultiDict):
+    # aiohttp's headers are case-insensitive, ours (Headers) lower-case; others are lower-cased here.
+    if isinstance(headers, CIMultiDictProxy | CIMultiDict | Headers):
         return headers
     return {k.lower(): v for k, v in headers.items()}
 

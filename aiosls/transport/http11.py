@@ -1,0 +1,455 @@
+"""``Http11Transport``: keep-alive HTTP/1.1 straight on asyncio protocols (the default).
+
+Why not ``aiohttp.ClientSession``: a GetCheckPoint is ~40 bytes of request line, eight
+headers and a small JSON body. ``ClientSession.request`` spends ~70 µs of CPU around those
+bytes (request/response objects, cookie jar, tracing hooks, timers, stream readers); this
+transport spends ~25 µs, which is most of the fan-out's budget (see benchmarks/README.md).
+Framing lives in the sans-I/O :mod:`aiosls._http11`; here are only sockets, the pool and
+timeouts. Use :class:`~aiosls.transport.aiohttp.AiohttpTransport` for what this one does not
+do: proxies, a shared ``ClientSession``, aiohttp tracing.
+
+Pool: at most ``max_connections`` sockets in all (idle + busy + connecting), idle ones kept
+per origin for ``keepalive_timeout`` seconds and reused most-recent-first. Timeouts cost no
+timer per request: each connection has one timer, re-armed lazily when it fires early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import sys
+import warnings
+from collections import deque
+from contextlib import nullcontext
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from .._http11 import BodyTooLarge, ProtocolError, ResponseParser, serialize_request
+from ..errors import (
+    CertificateError,
+    ConnectError,
+    ReadTimeout,
+    ResponseParseError,
+    ServiceClosedError,
+    TransportError,
+    ValidationError,
+)
+from . import HttpRequest, HttpResponse
+
+__all__ = ["Http11Transport"]
+
+#: GetCheckPoint for a 512-shard logstore is ~70 KiB; anything near this is not SLS talking.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
+# Safe to resend on a fresh connection when a kept-alive one turns out closed (RFC 9110 §9.2.2).
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+_Origin = tuple[str, str, int]  # scheme, host (no brackets), port
+
+
+class _Disconnected(Exception):
+    """The connection ended before any byte of the response arrived."""
+
+
+class _TimedOut(Exception):
+    """No response byte within the read timeout."""
+
+
+class _Connection(asyncio.Protocol):
+    """One socket: at most one request in flight; the parser of that request's response."""
+
+    def __init__(self, pool: Http11Transport, origin: _Origin) -> None:
+        self.pool = pool
+        self.origin = origin
+        self.loop = pool._loop_for_connections()
+        self.transport: asyncio.Transport | None = None
+        self.parser: ResponseParser | None = None
+        self.waiter: asyncio.Future[ResponseParser] | None = None
+        self.closed = False
+        self.counted = True  # holds one of the pool's max_connections slots
+        self.requests = 0
+        self.idle_since = 0.0
+        self.read_timeout: float | None = None
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_when = 0.0
+        self.lost: asyncio.Future[None] | None = None
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        parser, waiter = self.parser, self.waiter
+        if parser is None or waiter is None or waiter.done():
+            # Bytes nobody asked for (e.g. a 408 on an idle socket): the stream is out of step.
+            self.close()
+            return
+        if self.read_timeout is not None:
+            self.deadline = self.loop.time() + self.read_timeout
+        try:
+            done = parser.feed(data)
+        except ProtocolError as exc:
+            waiter.set_exception(exc)
+            self.close()
+            return
+        if done:
+            waiter.set_result(parser)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_timer()
+        parser, waiter = self.parser, self.waiter
+        if parser is not None and waiter is not None and not waiter.done():
+            if not parser.started:
+                waiter.set_exception(_Disconnected(exc))
+            elif exc is not None:
+                waiter.set_exception(exc)
+            else:
+                try:
+                    parser.feed_eof()
+                except ProtocolError as error:
+                    waiter.set_exception(error)
+                else:
+                    waiter.set_result(parser)
+        self.pool._forget(self)
+        if self.lost is not None and not self.lost.done():
+            self.lost.set_result(None)
+
+    # --- one exchange -------------------------------------------------------------------------
+
+    async def exchange(
+        self, data: bytes, method: str, max_body: int, read_timeout: float | None
+    ) -> ResponseParser:
+        """Write one request and wait for its whole response."""
+        assert self.transport is not None
+        self.parser = ResponseParser(method=method, max_body=max_body)
+        waiter: asyncio.Future[ResponseParser] = self.loop.create_future()
+        self.waiter = waiter
+        self.requests += 1
+        self.read_timeout = read_timeout
+        if read_timeout is not None:
+            self.deadline = deadline = self.loop.time() + read_timeout
+            if self.timer is None or self.timer_when > deadline:
+                self._arm(deadline)
+        self.transport.write(data)
+        try:
+            return await waiter
+        finally:
+            self.parser = self.waiter = None
+            self.read_timeout = None
+
+    def _arm(self, when: float) -> None:
+        self._cancel_timer()
+        self.timer = self.loop.call_at(when, self._on_timer)
+        self.timer_when = when
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done() or self.read_timeout is None:
+            return  # idle, or the request that armed it is over: nothing to time
+        if self.loop.time() >= self.deadline:
+            waiter.set_exception(_TimedOut())
+            self.close()
+        else:
+            self._arm(self.deadline)
+
+    def close(self) -> None:
+        """Drop the socket now (a half-read or unwanted stream is never reused)."""
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.abort()  # connection_lost follows on the next loop iteration
+        self._cancel_timer()
+
+
+class Http11Transport:
+    """Sends requests over pooled keep-alive HTTP/1.1 connections (plain asyncio, no session).
+
+    :param ssl_context: a custom TLS context; by default certificates are always verified.
+    :param connect_timeout: seconds to establish a connection (TCP + TLS); None: no limit.
+    :param read_timeout: default seconds to wait for the next response byte; None: no limit.
+    :param max_connections: sockets open at once, all origins together (0 = unlimited).
+    :param keepalive_timeout: seconds an idle connection is kept for reuse.
+    :param max_response_bytes: larger bodies (also after gzip) raise :class:`ResponseParseError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        connect_timeout: float | None = 5.0,
+        read_timeout: float | None = 30.0,
+        max_connections: int = 100,
+        keepalive_timeout: float = 30.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        if max_connections < 0:
+            raise ValueError(f"max_connections must be >= 0, not {max_connections!r}")
+        self._ssl_context = ssl_context
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_connections = max_connections
+        self._keepalive_timeout = keepalive_timeout
+        self._max_response_bytes = max_response_bytes
+        self._origins: dict[str, tuple[_Origin, str]] = {}
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._connections: set[_Connection] = set()
+        self._open = 0  # slots taken: connecting + busy + idle
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._cleanup: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        """Sockets open or being opened now (idle ones included)."""
+        return self._open
+
+    def _loop_for_connections(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("Http11Transport is bound to another event loop")
+        return loop
+
+    # --- send -----------------------------------------------------------------------------------
+
+    async def send(self, request: HttpRequest, *, timeout: float | None = None) -> HttpResponse:
+        """Send one request; see :class:`aiosls.transport.Transport`."""
+        if self._closed:
+            raise ServiceClosedError("transport is closed")
+        what = request.operation or request.method
+        origin, target = self._split(request.url)
+        headers = request.headers
+        if "Host" not in headers and "host" not in headers:
+            headers = {"Host": self._origins[request.url[: len(request.url) - len(target)]][1], **headers}
+        try:
+            data = serialize_request(request.method, target, headers, request.body)
+        except ValueError as exc:
+            # Unchained and without the value: it may be a pasted token.
+            raise ValidationError(f"{what}: request refused: {exc}") from None
+        read = timeout if timeout is not None else self._read_timeout
+        resend = request.method in _IDEMPOTENT
+        while True:
+            conn = await self._acquire(origin, what)
+            reused = conn.requests > 0
+            try:
+                parser = await conn.exchange(data, request.method, self._max_response_bytes, read)
+            except _Disconnected as exc:
+                self._release(conn, reusable=False)
+                if reused and resend:
+                    continue  # the server closed a kept-alive socket as we reused it: once more, fresh
+                raise TransportError(
+                    f"{what}: server closed the connection without answering"
+                ) from exc.__cause__
+            except BaseException as exc:
+                self._release(conn, reusable=False)
+                mapped = self._error(exc, what)
+                if mapped is exc:
+                    raise  # cancellation, or a bug: as it is
+                raise mapped from None  # our own words; the cause adds nothing a caller needs
+            self._release(conn, reusable=parser.keep_alive)
+            return HttpResponse(parser.status, parser.headers, parser.body)
+
+    def _error(self, exc: BaseException, what: str) -> BaseException:
+        """The typed error for what ended an exchange (``exc`` itself if it is not ours)."""
+        if isinstance(exc, _TimedOut):
+            return ReadTimeout(f"{what}: no response within the read timeout")
+        if isinstance(exc, BodyTooLarge):
+            return ResponseParseError(
+                f"{what}: response body too large ({exc}; limit {self._max_response_bytes})",
+                error_code="ResponseTooLarge",
+                status=exc.status,
+                request_id=exc.headers.get("x-log-requestid"),
+            )
+        if isinstance(exc, ProtocolError):
+            return TransportError(f"{what}: bad response: {exc}")
+        if isinstance(exc, OSError):
+            return TransportError(f"{what}: connection failed: {type(exc).__name__}: {exc}")
+        return exc
+
+    def _split(self, url: str) -> tuple[_Origin, str]:
+        """(origin, request target) of an absolute URL; origins are parsed once each."""
+        slash = url.find("/", url.find("//") + 2)
+        base, target = (url, "/") if slash < 0 else (url[:slash], url[slash:])
+        known = self._origins.get(base)
+        if known is None:
+            parts = urlsplit(base)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValidationError(f"cannot send to {base!r}: not an http(s) URL")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            known = ((parts.scheme, parts.hostname, port), parts.netloc)
+            if len(self._origins) > 4096:
+                self._origins.clear()
+            self._origins[base] = known
+        return known[0], target
+
+    # --- the pool -------------------------------------------------------------------------------
+
+    async def _acquire(self, origin: _Origin, what: str) -> _Connection:
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            # Its sockets belong to the loop that opened them (e.g. a finished asyncio.run()).
+            raise RuntimeError("Http11Transport is bound to another event loop; create one per loop")
+        while True:
+            if self._closed:
+                raise ServiceClosedError("transport is closed")
+            idle = self._idle.get(origin)
+            while idle:
+                conn = idle.pop()
+                if not conn.closed:
+                    return conn
+            if not self._max_connections or self._open < self._max_connections:
+                return await self._connect(origin, what)
+            if self._evict_idle():
+                continue  # an idle socket of another origin gave up its slot
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # we were handed a slot we will not use: pass it on
+                else:
+                    self._waiters.remove(waiter)
+                raise
+
+    async def _connect(self, origin: _Origin, what: str) -> _Connection:
+        scheme, host, port = origin
+        self._open += 1
+        loop = asyncio.get_running_loop()
+        context: ssl.SSLContext | None = None
+        if scheme == "https":
+            context = self._ssl_context
+            if context is None:
+                context = self._ssl_context = ssl.create_default_context()
+        limit = asyncio.timeout(self._connect_timeout) if self._connect_timeout else nullcontext()
+        try:
+            async with limit:
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self, origin),
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context is not None else None,
+                )
+        except BaseException as exc:
+            self._open -= 1
+            self._wake()
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                raise CertificateError(f"{what}: TLS certificate verification failed: {exc}") from None
+            if isinstance(exc, TimeoutError):
+                raise ConnectError(
+                    f"{what}: cannot connect to {host}:{port} within {self._connect_timeout} s"
+                ) from None
+            if isinstance(exc, OSError):
+                raise ConnectError(f"{what}: cannot connect to {host}:{port}: {exc}") from exc
+            raise
+        if self._closed:  # closed while we were connecting
+            conn.close()
+            raise ServiceClosedError("transport is closed")
+        self._connections.add(conn)
+        return conn
+
+    def _release(self, conn: _Connection, *, reusable: bool) -> None:
+        if reusable and not conn.closed and not self._closed:
+            conn.idle_since = conn.loop.time()
+            self._idle.setdefault(conn.origin, []).append(conn)
+            if self._cleanup is None:
+                self._cleanup = conn.loop.call_at(
+                    conn.idle_since + self._keepalive_timeout, self._expire_idle
+                )
+            self._wake()
+        else:
+            conn.close()
+            self._forget(conn)
+
+    def _forget(self, conn: _Connection) -> None:
+        """``conn`` is closed (by us or the peer): free its slot, once."""
+        if conn.counted:
+            conn.counted = False
+            self._open -= 1
+            self._connections.discard(conn)
+            idle = self._idle.get(conn.origin)
+            if idle and conn in idle:
+                idle.remove(conn)
+            self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _evict_idle(self) -> bool:
+        """Close the longest-idle connection (any origin); False if none is idle."""
+        oldest: _Connection | None = None
+        for idle in self._idle.values():
+            if idle and (oldest is None or idle[0].idle_since < oldest.idle_since):
+                oldest = idle[0]
+        if oldest is None:
+            return False
+        oldest.close()
+        self._forget(oldest)
+        return True
+
+    def _expire_idle(self) -> None:
+        self._cleanup = None
+        if self._loop is None:
+            return
+        now = self._loop.time()
+        next_due: float | None = None
+        for idle in self._idle.values():
+            for conn in list(idle):
+                due = conn.idle_since + self._keepalive_timeout
+                if due <= now:
+                    conn.close()
+                    self._forget(conn)
+                elif next_due is None or due < next_due:
+                    next_due = due
+        if next_due is not None and not self._closed:
+            self._cleanup = self._loop.call_at(next_due, self._expire_idle)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close every connection (in-flight requests fail) and wait until they are. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._cleanup is not None:
+            self._cleanup.cancel()
+            self._cleanup = None
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(ServiceClosedError("transport is closed"))
+        self._waiters.clear()
+        pending = []
+        for conn in list(self._connections):
+            if not conn.closed:
+                conn.lost = conn.loop.create_future()
+                pending.append(conn.lost)
+                conn.close()
+            self._forget(conn)
+        self._idle.clear()
+        if pending:
+            # connection_lost runs on the next loop iteration; wait so no socket outlives us.
+            await asyncio.wait(pending, timeout=5)
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if not self._closed and self._connections and not sys.is_finalizing():
+            _warn(f"unclosed {self!r}: use 'async with' or await aclose()", ResourceWarning, source=self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"open, {self._open} connections"
+        return f"<Http11Transport {state}>"
