@@ -1,4 +1,8 @@
-"""End to end over real loopback sockets: CheckpointService + AiohttpTransport vs the emulator."""
+"""End to end over real loopback sockets: CheckpointService vs the emulator.
+
+Every test that goes through ``svc_for`` runs twice: over the default ``Http11Transport`` and
+over ``AiohttpTransport``. Tests about one transport's specifics pin ``transport_kind``.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from aiosls import (
     CheckpointService,
     CheckpointTarget,
     Credentials,
+    Http11Transport,
     HttpResponse,
     NotFoundError,
     ReadTimeout,
@@ -68,9 +73,33 @@ async def emu() -> AsyncIterator[Emulator]:
         yield emulator
 
 
+_kind = "http11"
+_borrowed: list[AiohttpTransport] = []
+
+
+@pytest.fixture(params=["http11", "aiohttp"], autouse=True)
+async def transport_kind(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """Which transport ``svc_for`` gives the service (the default one, or aiohttp's)."""
+    global _kind
+    _kind = request.param
+    yield request.param
+    _kind = "http11"
+    while _borrowed:
+        await _borrowed.pop().aclose()
+
+
+def transport_for_kind(**kw: Any) -> Http11Transport | AiohttpTransport:
+    """A transport of this run's kind, closed by the test itself."""
+    return Http11Transport(**kw) if _kind == "http11" else AiohttpTransport(**kw)
+
+
 def svc_for(
     emu: Emulator, version: str = "v4", creds: Credentials | None = None, **kw: Any
 ) -> CheckpointService:
+    if _kind == "aiohttp" and "transport" not in kw and "session" not in kw:
+        timeouts = kw.get("timeouts", Timeouts())
+        kw["transport"] = AiohttpTransport(connect_timeout=timeouts.connect, read_timeout=timeouts.read)
+        _borrowed.append(kw["transport"])
     return CheckpointService(
         emu.endpoint, creds or Credentials(AK, SK), signature_version=version, region="cn-hangzhou", **kw
     )
@@ -225,7 +254,7 @@ async def test_clock_skew_corrected_from_server_date(emu: Emulator) -> None:
 async def test_oversized_response_is_a_typed_error(emu: Emulator) -> None:
     emu.state.create_logstore("demo-project", "wide-log", shard_count=64)
     emu.state.create_consumer_group("demo-project", "wide-log", "cg-wide", timeout=60, order=False)
-    transport = AiohttpTransport(max_response_bytes=1024)
+    transport = transport_for_kind(max_response_bytes=1024)
     async with svc_for(emu, transport=transport) as svc:
         with pytest.raises(ResponseParseError) as info:
             await svc.get_checkpoints("demo-project", "wide-log", "cg-wide")
@@ -277,6 +306,7 @@ async def test_breaking_out_of_a_fan_out_leaves_nothing_behind(emu: Emulator) ->
     gc.collect()
 
 
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)  # session= is aiohttp
 async def test_borrowed_session_is_not_closed(emu: Emulator) -> None:
     async with aiohttp.ClientSession() as session:
         async with svc_for(emu, session=session) as svc:
@@ -286,6 +316,7 @@ async def test_borrowed_session_is_not_closed(emu: Emulator) -> None:
             assert resp.status >= 400
 
 
+@pytest.mark.parametrize("transport_kind", ["http11"], indirect=True)  # the service owns it
 async def test_unclosed_service_warns() -> None:
     async with Emulator(access_keys={AK: SK}, seed=fleet()) as emu:
         svc = svc_for(emu)
@@ -298,6 +329,7 @@ async def test_unclosed_service_warns() -> None:
         await transport.aclose()
 
 
+@pytest.mark.parametrize("transport_kind", ["http11"], indirect=True)  # the default transport
 async def test_https_is_the_default_and_verifies_certificates() -> None:
     svc = CheckpointService("127.0.0.1:1", Credentials(AK, SK), region="cn-hangzhou", retry=NO_RETRY)
     async with svc:
@@ -307,6 +339,7 @@ async def test_https_is_the_default_and_verifies_certificates() -> None:
     assert info.value.status is None
 
 
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)  # session= is aiohttp
 async def test_cancel_mid_request_on_real_sockets_leaks_nothing(emu: Emulator) -> None:
     emu.faults.fail_next(1, "latency", delay=30.0)
     headers_sent = asyncio.Event()
@@ -350,6 +383,7 @@ async def test_cancel_mid_backoff_on_real_sockets(emu: Emulator) -> None:
     assert emu.counters.requests_total == 1
 
 
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)  # session= is aiohttp
 async def test_borrowed_session_raising_for_status_still_gets_typed_errors(emu: Emulator) -> None:
     async with (
         aiohttp.ClientSession(raise_for_status=True) as session,
@@ -379,7 +413,7 @@ async def test_compressed_body_is_capped_after_decompression(unused_tcp_port: in
     site = web.TCPSite(runner, "127.0.0.1", unused_tcp_port)
     await site.start()
     try:
-        transport = AiohttpTransport(max_response_bytes=1024 * 1024)
+        transport = transport_for_kind(max_response_bytes=1024 * 1024)
         async with CheckpointService(
             f"http://127.0.0.1:{unused_tcp_port}",
             Credentials(AK, SK),
@@ -394,6 +428,7 @@ async def test_compressed_body_is_capped_after_decompression(unused_tcp_port: in
     assert info.value.request_id == "RIDGZ"
 
 
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)  # session= is aiohttp
 async def test_scan_discovery_counts_against_the_concurrency_bound(emu: Emulator) -> None:
     for i in range(12):
         emu.state.create_logstore("demo-project", f"ls-{i:02d}", shard_count=1)
@@ -420,6 +455,7 @@ async def test_scan_discovery_counts_against_the_concurrency_bound(emu: Emulator
     assert peak <= 3
 
 
+@pytest.mark.parametrize("transport_kind", ["http11"], indirect=True)  # the default transport
 async def test_no_token_in_request_repr_or_error_chain(unused_tcp_port: int) -> None:
     from aiosls import InMemoryTransport, TransportError
 
