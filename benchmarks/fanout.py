@@ -19,6 +19,12 @@ keep-alive pool size, read every body and decode it with orjson;
 aiosls additionally signs (V4 by default), validates names and structures ``ShardCheckpoint``
 models - that is the overhead the 1.15x target is about.
 
+The ``aiosls`` side is the service as users get it: its default ``Http11Transport``. The
+``aiosls+aiohttp`` side (skip it with ``--no-aiohttp-transport``) is the same service over
+``AiohttpTransport``, i.e. one ``aiohttp.ClientSession`` like the bare side: the difference
+between the two is what the lean transport saves, the difference to bare is what signing,
+parsing and the fan-out cost on top of an aiohttp session.
+
 With ``--official`` every round also runs the same N targets through the official SDKs (test and
 benchmark peers only, never imported by ``aiosls``), each in its own fresh subprocess too:
 
@@ -64,6 +70,7 @@ FLEET = (4, 25, 20)  # projects, logstores per project, consumer groups per logs
 SHARDS = 4
 PROFILE_ENV = "AIOSLS_FANOUT_PROFILE"
 OFFICIAL = ("tea", "sync")  # --official sides: the Tea async SDK, the sync SDK from a thread pool
+AIOHTTP_SIDE = "aiosls+aiohttp"  # the service over AiohttpTransport instead of its default
 
 
 def _seed(projects: int, logstores: int, groups: int) -> dict[str, Any]:
@@ -183,9 +190,12 @@ def _aiosls_targets(cfg: dict[str, Any], n: int) -> Any:
 
 
 async def _run_aiosls(cfg: dict[str, Any], targets: Any) -> tuple[int, int]:
-    from aiosls import CheckpointService, Credentials
+    """The service with its default transport (``Http11Transport``), or, for the
+    ``aiosls+aiohttp`` side, over ``AiohttpTransport`` (one ``aiohttp.ClientSession``)."""
+    from aiosls import AiohttpTransport, CheckpointService, Credentials
     from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
 
+    transport = AiohttpTransport(max_connections=cfg["pool"]) if cfg["side"] == AIOHTTP_SIDE else None
     ok = failed = 0
     async with (
         CheckpointService(
@@ -194,6 +204,7 @@ async def _run_aiosls(cfg: dict[str, Any], targets: Any) -> tuple[int, int]:
             signature_version=cfg["signature"],
             region="cn-hangzhou" if cfg["signature"] == "v4" else None,
             max_connections=cfg["pool"],
+            transport=transport,
         ) as svc,
         svc.get_checkpoints_many(targets, concurrency=cfg["concurrency"]) as results,
     ):
@@ -202,6 +213,8 @@ async def _run_aiosls(cfg: dict[str, Any], targets: Any) -> tuple[int, int]:
                 ok += 1
             else:
                 failed += 1
+    if transport is not None:
+        await transport.aclose()
     return ok, failed
 
 
@@ -386,10 +399,16 @@ def _client_main(raw: str) -> None:
     """One side's run in this fresh process: warm up, say "ready", wait for "go", run, report."""
     cfg = json.loads(raw)
     side = cfg["side"]
-    aiosls = side == "aiosls"
+    aiosls = side in ("aiosls", AIOHTTP_SIDE)
     if side in OFFICIAL:
         _localhost_dns()
-    run: Any = {"aiosls": _run_aiosls, "bare": _run_bare, "tea": _run_tea, "sync": _run_sync}[side]
+    run: Any = {
+        "aiosls": _run_aiosls,
+        AIOHTTP_SIDE: _run_aiosls,
+        "bare": _run_bare,
+        "tea": _run_tea,
+        "sync": _run_sync,
+    }[side]
     signed = _presigned(cfg) if side == "bare" else None
 
     def prepare(n: int) -> Any:
@@ -467,7 +486,7 @@ def run_side(emu: EmulatorProcess, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _line(r: dict[str, Any]) -> str:
     return (
-        f"{r['side']:7} {r['rps']:8.0f} req/s  client CPU {r['cpu_us']:6.1f} us/req  "
+        f"{r['side']:14} {r['rps']:8.0f} req/s  client CPU {r['cpu_us']:6.1f} us/req  "
         f"peak RSS {r['peak_rss']:6.1f} MiB  connections {r['connections']:4d}  "
         f"server CPU {r['server_cpu_us']:5.1f} us/req (busy {r['server_busy']:4.0%})  "
         f"ok {r['ok']} failed {r['failed']}"
@@ -493,7 +512,8 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
         "pre-signed before timing; both read every body and decode it with orjson",
         flush=True,
     )
-    sides = ("aiosls", "bare") + (OFFICIAL if args.official else ())
+    sides = ("aiosls", "bare") + ((AIOHTTP_SIDE,) if not args.no_aiohttp_transport else ())
+    sides += OFFICIAL if args.official else ()
     if args.official:
         print(
             "official SDKs, same targets and emulator, each in its own fresh process: "
@@ -532,6 +552,14 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
         f"req/s {a['rps'] / b['rps']:.2f}x; "
         f"connections {a['connections']} (target <= concurrency {args.concurrency})"
     )
+    if AIOHTTP_SIDE in med:
+        o = med[AIOHTTP_SIDE]
+        ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(runs[AIOHTTP_SIDE], runs["bare"], strict=True)]
+        print(
+            f"ratio {AIOHTTP_SIDE}/bare: client CPU per request {o['cpu_us'] / b['cpu_us']:.2f}x "
+            f"(per round {', '.join(f'{x:.2f}' for x in ratios)}), req/s {o['rps'] / b['rps']:.2f}x "
+            "(what signing, parsing and the fan-out cost on top of an aiohttp session)"
+        )
     for side in OFFICIAL if args.official else ():
         o = med[side]
         ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(runs[side], runs["bare"], strict=True)]
@@ -588,6 +616,11 @@ def main() -> None:
         "--official", action="store_true", help="also time the official Tea async and sync SDKs"
     )
     parser.add_argument("--threads", type=int, default=32, help="sync SDK thread pool (--official)")
+    parser.add_argument(
+        "--no-aiohttp-transport",
+        action="store_true",
+        help=f"skip the {AIOHTTP_SIDE} side (the service over AiohttpTransport)",
+    )
     args = parser.parse_args()
     if args.official and args.memory:
         parser.error("--official compares sides; it does not apply to --memory")
