@@ -177,6 +177,14 @@ def test_cli_rejects_bad_options(args, fragment) -> None:
     assert err.splitlines()[-1].startswith("aiosls emulator: error: argument "), err
 
 
+def test_cli_takes_no_option_abbreviations() -> None:
+    proc = _start("--thr", "0.5")
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2, err
+    assert out == ""
+    assert err.splitlines()[-1] == "aiosls emulator: error: unrecognized arguments: --thr 0.5", err
+
+
 def _parsed(**overrides: object) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)

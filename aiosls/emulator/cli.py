@@ -136,8 +136,9 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator; returns the exit status (0 after SIGINT/SIGTERM, 2 on bad input)."""
+    # No abbreviations, as in `aiosls emulator`: "--thr" must not silently mean --throttle-rate.
     parser = argparse.ArgumentParser(
-        prog="aiosls emulator", description="Run a local SLS consumer-group emulator."
+        prog="aiosls emulator", description="Run a local SLS consumer-group emulator.", allow_abbrev=False
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
