@@ -124,8 +124,8 @@ class ResponseParser:
 
     @property
     def started(self) -> bool:
-        """True once any byte of the response has arrived."""
-        return bool(self._buf) or self._state != _HEAD
+        """True once any byte of the response has arrived (an interim 1xx answer counts)."""
+        return bool(self._buf) or self._state != _HEAD or self.status != 0
 
     def feed(self, data: bytes) -> bool:
         """Take the next bytes; True once the response is complete.
@@ -134,10 +134,13 @@ class ResponseParser:
         """
         buf = self._buf + data if self._buf else data
         state = self._state
-        if state == _HEAD:
+        # A loop, not recursion: after an interim 1xx answer the real one follows, and a
+        # server may send thousands of them in one read.
+        while state == _HEAD:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
+                # +3: part of the terminator may be here, the rest in the next read.
+                if len(buf) > MAX_HEAD_BYTES + 3:
                     raise ProtocolError("response head too large")
                 self._buf = buf
                 return False
@@ -146,9 +149,6 @@ class ResponseParser:
             self._head(buf[:end])
             buf = buf[end + 4 :]
             state = self._state
-            if state == _HEAD:  # an interim 1xx answer: the real one follows
-                self._buf = b""
-                return self.feed(buf) if buf else False
         if state == _LENGTH:
             # The common case: the whole body is here; slice once, no list.
             if not self._chunks and len(buf) >= self._length:
@@ -218,11 +218,11 @@ class ResponseParser:
             value = value.strip(" \t")
             old = headers.get(key)
             headers[key] = value if old is None else f"{old}, {value}"
-        if 100 <= status < 200:
+        self.status = status  # an interim one's too: it makes the response started
+        if status < 200:
             if status == 101:
                 raise ProtocolError("unexpected 101 Switching Protocols")
             return  # interim: stay in _HEAD
-        self.status = status
         self.headers = headers
         connection = headers.get("connection", "").lower()
         if line[7] == "1":
@@ -239,12 +239,16 @@ class ResponseParser:
             return
         transfer = headers.get("transfer-encoding")
         if transfer is not None:
-            if "content-length" in headers:
-                self.keep_alive = False  # both framings: answer by TE, never reuse
+            if "content-length" in headers or line[7] == "0":
+                # Both framings, or TE in HTTP/1.0: framing is faulty, never reuse (RFC 9112 §6.1).
+                self.keep_alive = False
             codings = [c.strip().lower() for c in transfer.split(",")]
-            if codings[-1] == "chunked":
-                if codings.count("chunked") > 1 or any(c not in ("chunked", "identity") for c in codings):
-                    raise ProtocolError(f"unsupported Transfer-Encoding {transfer[:40]!r}")
+            chunked = codings[-1] == "chunked"
+            # Besides one final chunked, only the no-op identity: we could not undo any other
+            # coding, and must not hand its bytes over as the body.
+            if any(c != "identity" for c in (codings[:-1] if chunked else codings)):
+                raise ProtocolError(f"unsupported Transfer-Encoding {transfer[:40]!r}")
+            if chunked:
                 self._state = _CHUNK_SIZE
             else:
                 self._state = _UNTIL_EOF
@@ -259,6 +263,11 @@ class ResponseParser:
         value = values.pop()
         if values or not (value.isascii() and value.isdigit()):
             raise ProtocolError(f"invalid Content-Length {length[:40]!r}")
+        if len(value) > 18:
+            # int() refuses over 4300 digits (ValueError); 10**18 bytes is no body anyway.
+            value = value.lstrip("0") or "0"
+            if len(value) > 18:
+                raise BodyTooLarge(status, headers, f"Content-Length of {len(value)} digits")
         self._length = int(value)
         if self._length > self._max_body:
             raise BodyTooLarge(status, headers, f"Content-Length {self._length}")
@@ -277,10 +286,11 @@ class ResponseParser:
         while True:
             if state == _CHUNK_SIZE:
                 end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if len(buf) - pos > _MAX_CHUNK_LINE:
-                        raise ProtocolError("chunk size line too long")
+                # The same limit whether the line's CRLF is here or (+1: its CR only) not yet.
+                if end < 0 and len(buf) - pos <= _MAX_CHUNK_LINE + 1:
                     break
+                if end < 0 or end - pos > _MAX_CHUNK_LINE:
+                    raise ProtocolError("chunk size line too long")
                 size = buf[pos:end].split(b";", 1)[0].strip(b" \t")
                 if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
                     raise ProtocolError(f"invalid chunk size {bytes(buf[pos:end][:40])!r}")
@@ -302,19 +312,20 @@ class ResponseParser:
                 pos += need
                 self._chunk_left = 0
                 state = _CHUNK_SIZE
-            else:  # _TRAILERS: lines up to an empty one; their content is ignored
-                end = buf.find(b"\r\n", pos)
-                if end < 0:
-                    if len(buf) - pos > MAX_HEAD_BYTES:
+            else:  # _TRAILERS: a field section up to an empty line, bounded like the head; ignored
+                if buf.startswith(b"\r\n", pos):
+                    pos += 2
+                else:
+                    end = buf.find(b"\r\n\r\n", pos)
+                    if end < 0 and len(buf) - pos <= MAX_HEAD_BYTES + 3:
+                        break
+                    if end < 0 or end - pos > MAX_HEAD_BYTES:
                         raise ProtocolError("chunked trailers too large")
-                    break
-                line_empty = end == pos
-                pos = end + 2
-                if line_empty:
-                    if pos < len(buf):
-                        self.keep_alive = False
-                    self._state = state
-                    return self._finish(b"".join(self._chunks))
+                    pos = end + 4
+                if pos < len(buf):
+                    self.keep_alive = False
+                self._state = state
+                return self._finish(b"".join(self._chunks))
         self._state = state
         self._buf = buf[pos:]
         return False
@@ -344,4 +355,7 @@ class ResponseParser:
             raise BodyTooLarge(self.status, self.headers, f"more than {self._max_body} bytes decoded")
         if not decoder.eof:
             raise ProtocolError(f"{self._encoding} body is truncated")
+        if decoder.unused_data:
+            # Garbage, or a second gzip member: dropping it would truncate the body silently.
+            raise ProtocolError(f"{self._encoding} body has bytes after its end")
         return out
