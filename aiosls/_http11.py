@@ -21,8 +21,11 @@ MAX_HEAD_BYTES: Final = 64 * 1024
 _MAX_CHUNK_LINE: Final = 1024
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _METHODS_WITH_LENGTH: Final = frozenset({"POST", "PUT", "PATCH"})
+_FRAMING: Final = frozenset({"content-length", "transfer-encoding"})
 # Header names already checked to be RFC 9110 tokens: the same dozen repeat on every message.
 _known_names: set[str] = set()
+# Request header names (and methods) already checked: tokens, and not ours to set (_FRAMING).
+_request_names: set[str] = set()
 
 
 class Headers(dict[str, str]):
@@ -43,21 +46,26 @@ class BodyTooLarge(ProtocolError):
 
 
 def _check_name(name: str) -> None:
-    if name not in _known_names:
+    """A request's method or header name must be a token, and not a framing header."""
+    if name not in _request_names:
         if not _TOKEN.fullmatch(name):
             raise ValueError(f"invalid header name {name!r}")
-        if len(_known_names) < 1024:  # bounded: a hostile server cannot grow it
-            _known_names.add(name)
+        if name.lower() in _FRAMING:
+            raise ValueError(f"{name} is set by the transport, not by the request")
+        if len(_request_names) < 1024:  # bounded, like _known_names
+            _request_names.add(name)
 
 
 def serialize_request(method: str, target: str, headers: Mapping[str, str], body: bytes) -> bytes:
     """The request's bytes. ``headers`` must include ``Host``; ``Content-Length`` is added.
 
     :raises ValueError: a CR, LF or NUL in any part (header injection), a name that is not a
-        token, a space in the target, or a character that is not Latin-1.
+        token, a target that is not printable ASCII without spaces, a character that is not
+        Latin-1, or a ``Content-Length`` or ``Transfer-Encoding`` of the caller's (the body's
+        framing is ours to state: a second one would be request smuggling).
     """
     _check_name(method)
-    if not target.startswith("/") or " " in target:
+    if not (target.startswith("/") and target.isascii() and target.isprintable()) or " " in target:
         raise ValueError("request target must be an encoded absolute path")
     for name in headers:
         _check_name(name)

@@ -233,11 +233,14 @@ def test_chunked_any_split_including_inside_crlf_and_sizes(response: Built, data
 # --- property: serialize_request round-trips; control characters never get through ---------------
 
 methods = st.one_of(st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]), tokens)
-targets = st.text(alphabet=st.characters(codec="latin-1", exclude_characters="\r\n\x00 "), max_size=30).map(
+# An encoded target is printable ASCII without spaces (aiosls percent-encodes everything else).
+targets = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30).map(
     lambda t: "/" + t
 )
 request_headers = st.dictionaries(
-    tokens.filter(lambda n: n.lower() != "content-length"), field_values, max_size=8
+    tokens.filter(lambda n: n.lower() not in ("content-length", "transfer-encoding")),
+    field_values,
+    max_size=8,
 )
 
 
@@ -286,7 +289,7 @@ def test_a_cr_lf_or_nul_anywhere_in_a_value_is_refused(
 @given(targets, st.sampled_from(["\r", "\n", "\x00", "\r\nX-Injected:1\r\n"]), st.data())
 def test_a_cr_lf_or_nul_in_the_target_is_refused(target: str, bad: str, data: st.DataObject) -> None:
     at = data.draw(st.integers(1, len(target)))
-    with pytest.raises(ValueError, match="control character"):
+    with pytest.raises(ValueError, match="encoded absolute path"):
         serialize_request("GET", target[:at] + bad + target[at:], {"Host": "h"}, b"")
 
 
@@ -337,7 +340,7 @@ def test_latin1_values_pass_and_others_are_value_errors() -> None:
     assert serialize_request("GET", "/", {"X": "café"}, b"").endswith(b"X: caf\xe9\r\n\r\n")
     with pytest.raises(ValueError, match="latin-1"):  # UnicodeEncodeError is a ValueError
         serialize_request("GET", "/", {"X": "€"}, b"")
-    with pytest.raises(ValueError, match="latin-1"):
+    with pytest.raises(ValueError, match="encoded absolute path"):  # a target is ASCII
         serialize_request("GET", "/€", {"X": "v"}, b"")
 
 
@@ -1002,23 +1005,47 @@ def test_encoded_body_until_eof() -> None:
 # --- the name cache -------------------------------------------------------------------------------
 
 
-def test_the_header_name_cache_is_bounded_and_never_skips_validation() -> None:
-    saved = set(_http11._known_names)
+def test_the_header_name_caches_are_bounded_and_never_skip_validation() -> None:
+    saved = set(_http11._known_names), set(_http11._request_names)
     _http11._known_names.clear()
+    _http11._request_names.clear()
     try:
         for i in range(1100):
             serialize_request("GET", "/", {f"X-Request-{i}": "v"}, b"")
-        assert len(_http11._known_names) == 1024
-        assert "X-Request-0" in _http11._known_names
-        assert "X-Request-1099" not in _http11._known_names
+        assert len(_http11._request_names) == 1024
+        assert "X-Request-0" in _http11._request_names
+        assert "X-Request-1099" not in _http11._request_names
         # Full: names still validated, still accepted, the cache does not grow.
         with pytest.raises(ValueError, match="invalid header name"):
             serialize_request("GET", "/", {"X Bad": "v"}, b"")
-        fields = [f"X-Response-{i}: {i}" for i in range(50)]
-        parser = parse(head(*fields, "Content-Length: 0"))
-        assert parser.headers["x-response-49"] == "49"
+        with pytest.raises(ValueError, match="set by the transport"):
+            serialize_request("GET", "/", {"Content-Length": "0"}, b"")
+        for i in range(1100):
+            parse(head(f"X-Response-{i}: {i}", "Content-Length: 0"))
         assert len(_http11._known_names) == 1024
+        fields = [f"X-Late-{i}: {i}" for i in range(50)]
+        parser = parse(head(*fields, "Content-Length: 0"))
+        assert parser.headers["x-late-49"] == "49"
+        assert "X-Late-0" not in _http11._known_names
         assert "invalid header line" in str(error(head("X Bad: 1", "Content-Length: 0")))
     finally:
         _http11._known_names.clear()
-        _http11._known_names.update(saved)
+        _http11._known_names.update(saved[0])
+        _http11._request_names.clear()
+        _http11._request_names.update(saved[1])
+    assert isinstance(parser.headers, Headers)
+
+
+@pytest.mark.parametrize(
+    "name", ["Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING"]
+)
+def test_a_request_never_states_its_own_framing(name: str) -> None:
+    # A second Content-Length or a Transfer-Encoding next to ours would be request smuggling.
+    with pytest.raises(ValueError, match="set by the transport"):
+        serialize_request("POST", "/", {"Host": "h", name: "5"}, b"hello")
+
+
+@pytest.mark.parametrize("target", ["/a\tb", "/\x7f", "/caf\xe9", "/a b", "a/b", ""])
+def test_a_request_target_is_printable_ascii_without_spaces(target: str) -> None:
+    with pytest.raises(ValueError, match="encoded absolute path"):
+        serialize_request("GET", target, {"Host": "h"}, b"")
