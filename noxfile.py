@@ -17,6 +17,7 @@ TEST_DEPS = [
     "aliyun-log-python-sdk>=0.9.50",
     "alibabacloud-sls20201230>=5.0",
     "psutil>=5.9",
+    "trustme>=1.1",  # a throwaway CA for the TLS tests of Http11Transport
 ]
 
 

@@ -19,6 +19,7 @@ import asyncio
 import ssl
 import sys
 import warnings
+import weakref
 from collections import deque
 from contextlib import nullcontext
 from typing import Any, Final
@@ -57,7 +58,9 @@ class _Connection(asyncio.Protocol):
     """One socket: at most one request in flight; the parser of that request's response."""
 
     def __init__(self, pool: Http11Transport, origin: _Origin) -> None:
-        self.pool = pool
+        # Weak: the event loop holds every open connection, and an unclosed pool must still be
+        # collectable (so that it warns and drops its sockets, see Http11Transport.__del__).
+        self.pool = weakref.ref(pool)
         self.origin = origin
         self.loop = pool._loop_for_connections()
         self.transport: asyncio.Transport | None = None
@@ -115,7 +118,9 @@ class _Connection(asyncio.Protocol):
                     waiter.set_exception(error)
                 else:
                     waiter.set_result(parser)
-        self.pool._forget(self)
+        pool = self.pool()
+        if pool is not None:
+            pool._forget(self)
         if self.lost is not None and not self.lost.done():
             self.lost.set_result(None)
 
@@ -205,6 +210,8 @@ class Http11Transport:
         self._connections: set[_Connection] = set()
         self._open = 0  # slots taken: connecting + busy + idle
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._connecting: set[asyncio.Task[Any]] = set()  # tasks opening a connection now
+        self._aborted: set[asyncio.Task[Any]] = set()  # of those, the ones aclose() cancelled
         self._cleanup: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -229,10 +236,10 @@ class Http11Transport:
         if self._closed:
             raise ServiceClosedError("transport is closed")
         what = request.operation or request.method
-        origin, target = self._split(request.url)
+        origin, host, target = self._split(request.url)
         headers = request.headers
         if "Host" not in headers and "host" not in headers:
-            headers = {"Host": self._origins[request.url[: len(request.url) - len(target)]][1], **headers}
+            headers = {"Host": host, **headers}
         try:
             data = serialize_request(request.method, target, headers, request.body)
         except ValueError as exc:
@@ -240,15 +247,20 @@ class Http11Transport:
             raise ValidationError(f"{what}: request refused: {exc}") from None
         read = timeout if timeout is not None else self._read_timeout
         resend = request.method in _IDEMPOTENT
+        fresh = False
         while True:
-            conn = await self._acquire(origin, what)
+            conn = await self._acquire(origin, what, fresh)
             reused = conn.requests > 0
             try:
                 parser = await conn.exchange(data, request.method, self._max_response_bytes, read)
             except _Disconnected as exc:
                 self._release(conn, reusable=False)
                 if reused and resend:
-                    continue  # the server closed a kept-alive socket as we reused it: once more, fresh
+                    # The server closed a kept-alive socket as we reused it: once more, on a new
+                    # one (not the next idle one: a request that makes the server hang up would
+                    # otherwise go out once per idle connection).
+                    fresh = True
+                    continue
                 raise TransportError(
                     f"{what}: server closed the connection without answering"
                 ) from exc.__cause__
@@ -278,8 +290,8 @@ class Http11Transport:
             return TransportError(f"{what}: connection failed: {type(exc).__name__}: {exc}")
         return exc
 
-    def _split(self, url: str) -> tuple[_Origin, str]:
-        """(origin, request target) of an absolute URL; origins are parsed once each."""
+    def _split(self, url: str) -> tuple[_Origin, str, str]:
+        """(origin, Host header, request target) of an absolute URL; origins are parsed once each."""
         slash = url.find("/", url.find("//") + 2)
         base, target = (url, "/") if slash < 0 else (url[:slash], url[slash:])
         known = self._origins.get(base)
@@ -287,23 +299,26 @@ class Http11Transport:
             parts = urlsplit(base)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValidationError(f"cannot send to {base!r}: not an http(s) URL")
+            if parts.query or parts.fragment:
+                raise ValidationError("cannot send to a URL with a query or fragment but no path")
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            known = ((parts.scheme, parts.hostname, port), parts.netloc)
+            # The Host header never carries userinfo ("user:password@").
+            known = ((parts.scheme, parts.hostname, port), parts.netloc.rpartition("@")[2])
             if len(self._origins) > 4096:
                 self._origins.clear()
             self._origins[base] = known
-        return known[0], target
+        return known[0], known[1], target
 
     # --- the pool -------------------------------------------------------------------------------
 
-    async def _acquire(self, origin: _Origin, what: str) -> _Connection:
+    async def _acquire(self, origin: _Origin, what: str, fresh: bool = False) -> _Connection:
         if self._loop is not None and asyncio.get_running_loop() is not self._loop:
             # Its sockets belong to the loop that opened them (e.g. a finished asyncio.run()).
             raise RuntimeError("Http11Transport is bound to another event loop; create one per loop")
         while True:
             if self._closed:
                 raise ServiceClosedError("transport is closed")
-            idle = self._idle.get(origin)
+            idle = None if fresh else self._idle.get(origin)
             while idle:
                 conn = idle.pop()
                 if not conn.closed:
@@ -319,7 +334,7 @@ class Http11Transport:
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # we were handed a slot we will not use: pass it on
-                else:
+                elif waiter in self._waiters:  # aclose() or _wake() may have dropped it already
                     self._waiters.remove(waiter)
                 raise
 
@@ -333,6 +348,9 @@ class Http11Transport:
             if context is None:
                 context = self._ssl_context = ssl.create_default_context()
         limit = asyncio.timeout(self._connect_timeout) if self._connect_timeout else nullcontext()
+        task = asyncio.current_task()
+        if task is not None:
+            self._connecting.add(task)  # aclose() cancels it
         try:
             async with limit:
                 _, conn = await loop.create_connection(
@@ -345,6 +363,10 @@ class Http11Transport:
         except BaseException as exc:
             self._open -= 1
             self._wake()
+            # aclose() cancelled it: that cancellation is ours to take back, and unless the
+            # caller cancelled the task too, the send fails as closed.
+            if isinstance(exc, asyncio.CancelledError) and task in self._aborted and task.uncancel() == 0:
+                raise ServiceClosedError("transport is closed") from None
             if isinstance(exc, ssl.SSLCertVerificationError):
                 raise CertificateError(f"{what}: TLS certificate verification failed: {exc}") from None
             if isinstance(exc, TimeoutError):
@@ -354,6 +376,9 @@ class Http11Transport:
             if isinstance(exc, OSError):
                 raise ConnectError(f"{what}: cannot connect to {host}:{port}: {exc}") from exc
             raise
+        finally:
+            self._connecting.discard(task)
+            self._aborted.discard(task)
         if self._closed:  # closed while we were connecting
             conn.close()
             raise ServiceClosedError("transport is closed")
@@ -366,7 +391,7 @@ class Http11Transport:
             self._idle.setdefault(conn.origin, []).append(conn)
             if self._cleanup is None:
                 self._cleanup = conn.loop.call_at(
-                    conn.idle_since + self._keepalive_timeout, self._expire_idle
+                    conn.idle_since + self._keepalive_timeout, _expire_idle, weakref.ref(self)
                 )
             self._wake()
         else:
@@ -418,7 +443,7 @@ class Http11Transport:
                 elif next_due is None or due < next_due:
                     next_due = due
         if next_due is not None and not self._closed:
-            self._cleanup = self._loop.call_at(next_due, self._expire_idle)
+            self._cleanup = self._loop.call_at(next_due, _expire_idle, weakref.ref(self))
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -434,9 +459,17 @@ class Http11Transport:
             if not waiter.done():
                 waiter.set_exception(ServiceClosedError("transport is closed"))
         self._waiters.clear()
+        for task in self._connecting:
+            self._aborted.add(task)
+            task.cancel()
         pending = []
         for conn in list(self._connections):
             if not conn.closed:
+                exchange = conn.waiter
+                if exchange is not None and not exchange.done():
+                    # Failed now: the close below would end a body framed by the connection's
+                    # end as if it were complete.
+                    exchange.set_exception(ServiceClosedError("transport is closed"))
                 conn.lost = conn.loop.create_future()
                 pending.append(conn.lost)
                 conn.close()
@@ -447,9 +480,21 @@ class Http11Transport:
             await asyncio.wait(pending, timeout=5)
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
-        if not self._closed and self._connections and not sys.is_finalizing():
-            _warn(f"unclosed {self!r}: use 'async with' or await aclose()", ResourceWarning, source=self)
+        # getattr: __init__ may have raised before setting it.
+        if getattr(self, "_closed", True) or not self._connections or sys.is_finalizing():
+            return
+        _warn(f"unclosed {self!r}: use 'async with' or await aclose()", ResourceWarning, source=self)
+        for conn in self._connections:  # nobody can reuse them any more
+            if not conn.loop.is_closed():
+                conn.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"open, {self._open} connections"
         return f"<Http11Transport {state}>"
+
+
+def _expire_idle(pool: weakref.ref[Http11Transport]) -> None:
+    # The timer holds the pool weakly, like its connections do.
+    transport = pool()
+    if transport is not None:
+        transport._expire_idle()
