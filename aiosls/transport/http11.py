@@ -261,9 +261,8 @@ class Http11Transport:
                     # otherwise go out once per idle connection).
                     fresh = True
                     continue
-                raise TransportError(
-                    f"{what}: server closed the connection without answering"
-                ) from exc.__cause__
+                reason = exc.args[0] if exc.args else None  # the reset, if there was one
+                raise TransportError(f"{what}: server closed the connection without answering") from reason
             except BaseException as exc:
                 self._release(conn, reusable=False)
                 mapped = self._error(exc, what)
