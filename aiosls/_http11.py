@@ -22,8 +22,9 @@ _MAX_CHUNK_LINE: Final = 1024
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _METHODS_WITH_LENGTH: Final = frozenset({"POST", "PUT", "PATCH"})
 _FRAMING: Final = frozenset({"content-length", "transfer-encoding"})
-# Header names already checked to be RFC 9110 tokens: the same dozen repeat on every message.
-_known_names: set[str] = set()
+# Response header names already checked to be RFC 9110 tokens, and their lower-case keys: the
+# same dozen repeat on every message.
+_known_names: dict[str, str] = {}
 # Request header names (and methods) already checked: tokens, and not ours to set (_FRAMING).
 _request_names: set[str] = set()
 
@@ -119,7 +120,7 @@ class ResponseParser:
         self._received = 0
         self._length = 0
         self._chunk_left = 0
-        self._encoding = ""
+        self._encoding = "identity"
         self.status = 0
         self.headers = Headers()
         self.body = b""
@@ -217,15 +218,19 @@ class ResponseParser:
         headers = Headers()
         for field in lines[1:]:
             name, sep, value = field.partition(":")
-            if not sep or (name not in _known_names and not _TOKEN.fullmatch(name)):
-                # Also an obs-fold continuation line (leading whitespace): RFC 9112 §5.2.
-                raise ProtocolError(f"invalid header line {field[:40]!r}")
-            if len(_known_names) < 1024:
-                _known_names.add(name)
-            key = name.lower()
+            key = _known_names.get(name)
+            if key is None or not sep:
+                if not sep or not _TOKEN.fullmatch(name):
+                    # Also an obs-fold continuation line (leading whitespace): RFC 9112 §5.2.
+                    raise ProtocolError(f"invalid header line {field[:40]!r}")
+                key = name.lower()
+                if len(_known_names) < 1024:  # bounded: a hostile server cannot grow it
+                    _known_names[name] = key
             value = value.strip(" \t")
-            old = headers.get(key)
-            headers[key] = value if old is None else f"{old}, {value}"
+            if key in headers:
+                headers[key] = f"{headers[key]}, {value}"
+            else:
+                headers[key] = value
         self.status = status  # an interim one's too: it makes the response started
         if status < 200:
             if status == 101:
@@ -237,9 +242,11 @@ class ResponseParser:
             self.keep_alive = "close" not in connection
         else:
             self.keep_alive = "keep-alive" in connection
-        self._encoding = headers.get("content-encoding", "identity").strip().lower()
-        if self._encoding not in ("identity", "gzip", "x-gzip", "deflate"):
-            raise ProtocolError(f"unsupported Content-Encoding {self._encoding[:40]!r}")
+        encoding = headers.get("content-encoding")
+        if encoding is not None:
+            self._encoding = encoding.strip().lower()
+            if self._encoding not in ("identity", "gzip", "x-gzip", "deflate"):
+                raise ProtocolError(f"unsupported Content-Encoding {self._encoding[:40]!r}")
         # Body framing, RFC 9112 §6.3.
         if self.method == "HEAD" or status in (204, 304):
             self._state = _LENGTH
@@ -267,10 +274,12 @@ class ResponseParser:
             self._state = _UNTIL_EOF
             self.keep_alive = False
             return
-        values = {v.strip() for v in length.split(",")}
-        value = values.pop()
-        if values or not (value.isascii() and value.isdigit()):
-            raise ProtocolError(f"invalid Content-Length {length[:40]!r}")
+        value = length
+        if not (value.isdigit() and value.isascii()):  # else: a list of equal values, or garbage
+            values = {v.strip() for v in length.split(",")}
+            value = values.pop()
+            if values or not (value.isascii() and value.isdigit()):
+                raise ProtocolError(f"invalid Content-Length {length[:40]!r}")
         if len(value) > 18:
             # int() refuses over 4300 digits (ValueError); 10**18 bytes is no body anyway.
             value = value.lstrip("0") or "0"

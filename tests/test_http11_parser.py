@@ -1006,7 +1006,7 @@ def test_encoded_body_until_eof() -> None:
 
 
 def test_the_header_name_caches_are_bounded_and_never_skip_validation() -> None:
-    saved = set(_http11._known_names), set(_http11._request_names)
+    saved = dict(_http11._known_names), set(_http11._request_names)
     _http11._known_names.clear()
     _http11._request_names.clear()
     try:
