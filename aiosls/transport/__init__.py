@@ -8,14 +8,18 @@ backend's exceptions into :class:`aiosls.errors.TransportError` subclasses.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .._http11 import Headers
+from ..errors import ResponseParseError
 
-__all__ = ["HttpRequest", "HttpResponse", "Transport"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "HttpRequest", "HttpResponse", "Transport", "response_too_large"]
+
+#: GetCheckPoint for a 512-shard logstore is ~70 KiB; anything near this is not SLS talking.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 
 
 _REDACTED: frozenset[str] = frozenset({"authorization", "x-acs-security-token"})
@@ -83,3 +87,15 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Release connections. Idempotent."""
         ...
+
+
+def response_too_large(
+    what: str, detail: str, limit: int, status: int, request_id: str | None
+) -> ResponseParseError:
+    """The error every transport raises for a body over its ``max_response_bytes``."""
+    return ResponseParseError(
+        f"{what}: response body too large ({detail}; limit {limit})",
+        error_code="ResponseTooLarge",
+        status=status,
+        request_id=request_id,
+    )

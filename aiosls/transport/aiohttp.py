@@ -26,12 +26,10 @@ from ..errors import (
     TransportError,
     ValidationError,
 )
-from . import HttpRequest, HttpResponse
+from . import DEFAULT_MAX_RESPONSE_BYTES, HttpRequest, HttpResponse, response_too_large
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport"]
 
-#: GetCheckPoint for a 512-shard logstore is ~70 KiB; anything near this is not SLS talking.
-DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 _SKIP_CONTENT_TYPE: Final = frozenset({"Content-Type"})
 _SKIP_USER_AGENT: Final = frozenset({"User-Agent"})
 _SKIP_BOTH: Final = _SKIP_CONTENT_TYPE | _SKIP_USER_AGENT
@@ -175,12 +173,12 @@ class AiohttpTransport:
         return b"".join(chunks)
 
     def _too_large(self, request: HttpRequest, resp: aiohttp.ClientResponse, what: str) -> ResponseParseError:
-        return ResponseParseError(
-            f"{request.operation or request.method}: response body too large ({what}; "
-            f"limit {self._max_response_bytes})",
-            error_code="ResponseTooLarge",
-            status=resp.status,
-            request_id=resp.headers.get("x-log-requestid"),
+        return response_too_large(
+            request.operation or request.method,
+            what,
+            self._max_response_bytes,
+            resp.status,
+            resp.headers.get("x-log-requestid"),
         )
 
     async def aclose(self) -> None:

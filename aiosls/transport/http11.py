@@ -30,17 +30,14 @@ from ..errors import (
     CertificateError,
     ConnectError,
     ReadTimeout,
-    ResponseParseError,
     ServiceClosedError,
     TransportError,
     ValidationError,
 )
-from . import HttpRequest, HttpResponse
+from . import DEFAULT_MAX_RESPONSE_BYTES, HttpRequest, HttpResponse, response_too_large
 
 __all__ = ["Http11Transport"]
 
-#: GetCheckPoint for a 512-shard logstore is ~70 KiB; anything near this is not SLS talking.
-DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 # Safe to resend on a fresh connection when a kept-alive one turns out closed (RFC 9110 §9.2.2).
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _Origin = tuple[str, str, int]  # scheme, host (no brackets), port
@@ -277,12 +274,8 @@ class Http11Transport:
         if isinstance(exc, _TimedOut):
             return ReadTimeout(f"{what}: no response within the read timeout")
         if isinstance(exc, BodyTooLarge):
-            return ResponseParseError(
-                f"{what}: response body too large ({exc}; limit {self._max_response_bytes})",
-                error_code="ResponseTooLarge",
-                status=exc.status,
-                request_id=exc.headers.get("x-log-requestid"),
-            )
+            request_id = exc.headers.get("x-log-requestid")
+            return response_too_large(what, str(exc), self._max_response_bytes, exc.status, request_id)
         if isinstance(exc, ProtocolError):
             return TransportError(f"{what}: bad response: {exc}")
         if isinstance(exc, OSError):
