@@ -22,7 +22,18 @@ TEST_DEPS = [
 
 
 # The pure core (no I/O): every line and branch is tested, and CI keeps it that way.
-PURE_CORE = ["_sansio", "_http11", "signing", "_serde", "names", "endpoint", "models", "errors", "retry", "credentials"]
+PURE_CORE = [
+    "_sansio",
+    "_http11",
+    "signing",
+    "_serde",
+    "names",
+    "endpoint",
+    "models",
+    "errors",
+    "retry",
+    "credentials",
+]
 
 
 @nox.session
