@@ -613,6 +613,40 @@ async def test_responses_that_end_the_connection_are_not_reused(answer: bytes) -
     assert server.accepted == 3
 
 
+@pytest.mark.parametrize(
+    ("hint", "accepted"),
+    [
+        ("timeout=1", 3),  # 1 s less the 1 s margin: never idle, so never reused
+        ("timeout=0, max=5", 3),
+        ("timeout=3600, max=100", 1),  # longer than ours: our keepalive_timeout rules
+        ("max=100", 1),  # no timeout stated
+        ("timeout=soon", 1),  # not a number: ignored
+        ("timeout=\u0661\u0662", 1),  # Arabic-Indic digits: not a number either
+        ("timeout=99999999999999999999", 1),  # absurd: ignored, not an overflow
+    ],
+)
+async def test_the_servers_keep_alive_timeout_caps_reuse(hint: str, accepted: int) -> None:
+    async def script(peer: Peer) -> None:
+        while await peer.receive() is not None:
+            await peer.send(response(b"ok", headers=f"Keep-Alive: {hint}\r\n"))
+
+    async with ScriptedServer(script) as server, transport() as t:
+        for _ in range(3):
+            assert (await t.send(get(server.url()))).body == b"ok"
+        await server.until(lambda: server.open == (1 if accepted == 1 else 0))
+    assert server.accepted == accepted
+
+
+async def test_an_idle_connection_past_its_limit_is_not_reused_even_before_the_sweep() -> None:
+    # The idle sweep runs on a timer; a send that comes first must not take the stale socket.
+    async with ScriptedServer(keep_alive) as server, transport(keepalive_timeout=1e-9) as t:
+        await t.send(get(server.url()))
+        await t.send(get(server.url()))  # no loop turn in between: the sweep has not run
+        await server.until(lambda: server.open == 1)
+        assert t.open_connections == 1
+    assert server.accepted == 2
+
+
 async def test_an_http_1_0_keep_alive_response_is_reused() -> None:
     async def script(peer: Peer) -> None:
         while await peer.receive() is not None:

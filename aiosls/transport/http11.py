@@ -9,13 +9,15 @@ timeouts. Use :class:`~aiosls.transport.aiohttp.AiohttpTransport` for what this 
 do: proxies, a shared ``ClientSession``, aiohttp tracing.
 
 Pool: at most ``max_connections`` sockets in all (idle + busy + connecting), idle ones kept
-per origin for ``keepalive_timeout`` seconds and reused most-recent-first. Timeouts cost no
+per origin for ``keepalive_timeout`` seconds (less if the server's ``Keep-Alive: timeout``
+says so) and reused most-recent-first. Timeouts cost no
 timer per request: each connection has one timer, re-armed lazily when it fires early.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 import sys
 import warnings
@@ -67,6 +69,7 @@ class _Connection(asyncio.Protocol):
         self.counted = True  # holds one of the pool's max_connections slots
         self.requests = 0
         self.idle_since = 0.0
+        self.expires = 0.0  # when idle: not reused from then on (ours or the server's limit)
         self.read_timeout: float | None = None
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
@@ -266,7 +269,7 @@ class Http11Transport:
                 if mapped is exc:
                     raise  # cancellation, or a bug: as it is
                 raise mapped from None  # our own words; the cause adds nothing a caller needs
-            self._release(conn, reusable=parser.keep_alive)
+            self._release(conn, reusable=parser.keep_alive, hint=parser.headers.get("keep-alive"))
             return HttpResponse(parser.status, parser.headers, parser.body)
 
     def _error(self, exc: BaseException, what: str) -> BaseException:
@@ -313,8 +316,10 @@ class Http11Transport:
             idle = None if fresh else self._idle.get(origin)
             while idle:
                 conn = idle.pop()
-                if not conn.closed:
+                if not conn.closed and conn.expires > conn.loop.time():
                     return conn
+                conn.close()  # past its idle limit: the server may be closing it right now
+                self._forget(conn)
             if not self._max_connections or self._open < self._max_connections:
                 return await self._connect(origin, what)
             if self._evict_idle():
@@ -377,14 +382,18 @@ class Http11Transport:
         self._connections.add(conn)
         return conn
 
-    def _release(self, conn: _Connection, *, reusable: bool) -> None:
-        if reusable and not conn.closed and not self._closed:
+    def _release(self, conn: _Connection, *, reusable: bool, hint: str | None = None) -> None:
+        """Pool ``conn`` if it may serve another request, else close it. ``hint``: the
+        response's ``Keep-Alive`` header, whose ``timeout`` caps how long it may idle."""
+        idle_for = (
+            self._keepalive_timeout if hint is None else min(self._keepalive_timeout, _server_idle(hint))
+        )
+        if reusable and idle_for > 0 and not conn.closed and not self._closed:
             conn.idle_since = conn.loop.time()
+            conn.expires = conn.idle_since + idle_for
             self._idle.setdefault(conn.origin, []).append(conn)
             if self._cleanup is None:
-                self._cleanup = conn.loop.call_at(
-                    conn.idle_since + self._keepalive_timeout, _expire_idle, weakref.ref(self)
-                )
+                self._cleanup = conn.loop.call_at(conn.expires, _expire_idle, weakref.ref(self))
             self._wake()
         else:
             conn.close()
@@ -428,7 +437,7 @@ class Http11Transport:
         next_due: float | None = None
         for idle in self._idle.values():
             for conn in list(idle):
-                due = conn.idle_since + self._keepalive_timeout
+                due = conn.expires
                 if due <= now:
                     conn.close()
                     self._forget(conn)
@@ -483,6 +492,17 @@ class Http11Transport:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"open, {self._open} connections"
         return f"<Http11Transport {state}>"
+
+
+def _server_idle(hint: str) -> float:
+    """Seconds an idle connection may be reused under a ``Keep-Alive: timeout=N`` header: N less
+    one second, so that we never reuse a socket the server is closing (inf if not stated)."""
+    for part in hint.split(","):
+        key, _, value = part.partition("=")
+        value = value.strip()
+        if key.strip().lower() == "timeout" and value.isascii() and value.isdigit() and len(value) < 10:
+            return max(int(value) - 1, 0)
+    return math.inf
 
 
 def _expire_idle(pool: weakref.ref[Http11Transport]) -> None:
