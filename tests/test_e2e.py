@@ -496,3 +496,58 @@ async def test_no_token_in_request_repr_or_error_chain(unused_tcp_port: int) -> 
 
 def svc_for_endpoint(endpoint: str, creds: Credentials, transport: Any) -> CheckpointService:
     return CheckpointService(endpoint, creds, region="cn-hangzhou", transport=transport)
+
+
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)  # Http11Transport: its own tests
+async def test_aiohttp_transport_verifies_certificates_and_takes_a_trusting_context(
+    unused_tcp_port: int,
+) -> None:
+    import ssl
+
+    import trustme
+    from aiohttp import web
+
+    from aiosls import CertificateError
+
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    answered = 0
+
+    async def handler(_request: web.Request) -> web.Response:
+        nonlocal answered
+        answered += 1
+        return web.Response(body=b"[]", headers={"x-log-requestid": "RIDTLS"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port, ssl_context=server_tls).start()
+    endpoint = f"https://127.0.0.1:{unused_tcp_port}"
+    try:
+        # Default: the system CAs, which do not know trustme's: a ClientError, never retried.
+        untrusted = AiohttpTransport()
+        async with svc_for_endpoint(endpoint, Credentials(AK, SK), untrusted) as svc:
+            with pytest.raises(CertificateError, match="certificate verification failed") as info:
+                await svc.get_checkpoints("demo-project", "app-log", "cg-0")
+        await untrusted.aclose()
+        assert info.value.attempts == 1
+        assert answered == 0
+        # A context trusting the CA: its own transport, or a borrowed session's per request.
+        trusted = AiohttpTransport(ssl_context=trusting)
+        async with svc_for_endpoint(endpoint, Credentials(AK, SK), trusted) as svc:
+            assert await svc.get_checkpoints("demo-project", "app-log", "cg-0") == []
+        await trusted.aclose()
+        async with (
+            aiohttp.ClientSession() as session,
+            CheckpointService(
+                endpoint, Credentials(AK, SK), region="cn-hangzhou", session=session, ssl_context=trusting
+            ) as svc,
+        ):
+            assert await svc.get_checkpoints("demo-project", "app-log", "cg-0") == []
+        assert answered == 2
+    finally:
+        await runner.cleanup()
