@@ -1080,6 +1080,31 @@ async def test_cancelling_a_send_while_it_connects() -> None:
         await server.until(lambda: server.open == 0)
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_cancelling_a_send_at_every_step_of_connecting_frees_its_slot_once(
+    scheme: str, server_tls: ssl.SSLContext, trusting: ssl.SSLContext
+) -> None:
+    """Regression: cancelled after the socket was connected (connection_made) but before
+    create_connection() returned, the send freed its slot, and the closed socket freed it again:
+    open_connections went negative, and max_connections was exceeded by as much from then on."""
+    gate = asyncio.Event()  # never set: every send is cancelled, wherever it has got to
+    tls = server_tls if scheme == "https" else None
+    async with (
+        ScriptedServer(gated(gate), tls=tls) as server,
+        transport(max_connections=1, ssl_context=trusting, connect_timeout=None) as t,
+    ):
+        for turns in range(40):  # connect, handshake, write: cancelled after each loop turn
+            task = asyncio.create_task(t.send(get(server.url(f"/{turns}", scheme=scheme))))
+            for _ in range(turns):
+                await asyncio.sleep(0)  # a cancellation point, not a synchronisation
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert t.open_connections >= 0
+        await server.until(lambda: server.open == 0)  # every socket was dropped
+        assert t.open_connections == 0
+
+
 async def test_a_caller_cancelling_as_aclose_runs_still_gets_cancelled_error() -> None:
     async with ScriptedServer(never_answer) as server:
         t = Http11Transport(connect_timeout=None)

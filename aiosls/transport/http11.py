@@ -348,18 +348,29 @@ class Http11Transport:
         task = asyncio.current_task()
         if task is not None:
             self._connecting.add(task)  # aclose() cancels it
+        made: list[_Connection] = []
+
+        def factory() -> _Connection:
+            made.append(_Connection(self, origin))
+            return made[0]
+
         try:
             async with limit:
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self, origin),
+                    factory,
                     host,
                     port,
                     ssl=context,
                     server_hostname=host if context is not None else None,
                 )
         except BaseException as exc:
-            self._open -= 1
-            self._wake()
+            if made:
+                # Cancelled (or timed out) once the socket was connected: create_connection() has
+                # closed it, and its connection_lost() will find the slot already freed, here.
+                self._forget(made[0])
+            else:
+                self._open -= 1
+                self._wake()
             # aclose() cancelled it: that cancellation is ours to take back, and unless the
             # caller cancelled the task too, the send fails as closed.
             if isinstance(exc, asyncio.CancelledError) and task in self._aborted and task.uncancel() == 0:
