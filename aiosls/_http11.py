@@ -116,7 +116,9 @@ class ResponseParser:
         self._max_body = max_body
         self._buf = b""
         self._state = _HEAD
-        self._chunks: list[bytes] = []
+        # The body so far, when it comes in more than one read: one buffer, not a list of
+        # pieces (a bytes object per 2-byte chunk would cost ~20 times the body's size).
+        self._chunks = bytearray()
         self._received = 0
         self._length = 0
         self._chunk_left = 0
@@ -164,13 +166,14 @@ class ResponseParser:
                 if len(buf) > self._length:
                     self.keep_alive = False  # bytes we never asked for: do not reuse
                 return self._finish(buf[: self._length])
-            self._chunks.append(buf)
+            self._chunks += buf
             self._received += len(buf)
             self._buf = b""
             if self._received >= self._length:
                 if self._received > self._length:
                     self.keep_alive = False
-                return self._finish(b"".join(self._chunks)[: self._length])
+                    del self._chunks[self._length :]
+                return self._finish(bytes(self._chunks))
             return False
         if state == _UNTIL_EOF:
             self._take(buf)
@@ -188,7 +191,7 @@ class ResponseParser:
         :raises ProtocolError: the response was incomplete (or never started).
         """
         if self._state == _UNTIL_EOF:
-            self._finish(b"".join(self._chunks))
+            self._finish(bytes(self._chunks))
         elif self._state != _DONE:
             raise ProtocolError("connection closed before the response was complete")
 
@@ -295,7 +298,7 @@ class ResponseParser:
             self._received += len(data)
             if self._received > self._max_body:
                 raise BodyTooLarge(self.status, self.headers, f"more than {self._max_body} bytes")
-            self._chunks.append(data)
+            self._chunks += data
 
     def _chunked(self, buf: bytes) -> bool:
         pos = 0
@@ -342,7 +345,7 @@ class ResponseParser:
                 if pos < len(buf):
                     self.keep_alive = False
                 self._state = state
-                return self._finish(b"".join(self._chunks))
+                return self._finish(bytes(self._chunks))
         self._state = state
         self._buf = buf[pos:]
         return False
@@ -353,7 +356,8 @@ class ResponseParser:
         self.body = body
         self._state = _DONE
         self._buf = b""
-        self._chunks = []
+        if self._chunks:
+            self._chunks = bytearray()
         return True
 
     def _decode(self, body: bytes) -> bytes:

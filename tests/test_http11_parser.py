@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -894,6 +895,42 @@ def test_chunked_body_over_the_cap() -> None:
                 parser.feed(chunk)
         assert info.value.status == 500
         assert info.value.headers["x-log-requestid"] == "RID-7"
+
+
+SIZE = 128 * 1024
+
+
+@pytest.mark.parametrize(
+    ("start", "piece", "end"),
+    [
+        (head("Transfer-Encoding: chunked"), b"2\r\nxy\r\n" * 1024, b"0\r\n\r\n"),  # tiny chunks
+        (head("Transfer-Encoding: chunked") + b"%x\r\n" % SIZE, b"xy", b"\r\n0\r\n\r\n"),
+        (head(f"Content-Length: {SIZE}"), b"xy", b""),
+        (head("X: until EOF"), b"xy", None),
+    ],
+    ids=["tiny-chunks", "trickled-chunk", "trickled-length", "trickled-eof"],
+)
+def test_a_body_in_many_small_pieces_costs_about_its_size_in_memory(
+    start: bytes, piece: bytes, end: bytes | None
+) -> None:
+    """Regression: every piece of the body was kept as its own bytes object (~40 bytes each)
+    until the end: under its 16 MiB cap, a body of 2-byte chunks held ~450 MiB."""
+    parser = ResponseParser(max_body=SIZE)
+    parser.feed(start)
+    template = bytearray(piece)
+    tracemalloc.start()
+    try:
+        for _ in range(SIZE // piece.count(b"xy") // 2):
+            parser.feed(bytes(template))  # a new object each time, as from a socket
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    if end is None:
+        parser.feed_eof()
+    elif end:
+        assert parser.feed(end)
+    assert parser.body == b"xy" * (SIZE // 2)
+    assert peak < 4 * SIZE
 
 
 def test_eof_body_over_the_cap() -> None:
