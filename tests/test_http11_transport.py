@@ -342,6 +342,45 @@ async def test_max_connections_bounds_many_more_concurrent_sends() -> None:
     assert server.accepted == 3  # the waiters reused the three connections
 
 
+async def test_a_waiting_send_is_not_starved_by_a_busy_loop_of_sends() -> None:
+    """Regression: a connection coming back woke the first waiter, but the task that gave it back
+    sent again at once and took it before the waiter ran; the waiter queued again at the back.
+    A task sending in a loop kept the connection until its loop ended."""
+    async with ScriptedServer(keep_alive) as server, transport(max_connections=1) as t:
+
+        async def busy() -> None:
+            for i in range(30):
+                await t.send(get(server.url(f"/busy{i}")))
+
+        looping = asyncio.create_task(busy())
+        await server.until(lambda: len(server.requests) == 1)
+        waiting = asyncio.create_task(t.send(get(server.url("/waiting"))))
+        async with asyncio.timeout(10):
+            await asyncio.gather(looping, waiting)
+    targets = [r.target for r in server.requests]
+    assert targets.index("/waiting") <= 2  # served as soon as the connection came back
+
+
+async def test_waiters_are_served_in_order_across_origins() -> None:
+    """What comes back goes to the first waiter: the connection itself if it is for that origin,
+    else its slot (the connection is closed, and the waiter opens its own)."""
+    gate = asyncio.Event()
+    async with ScriptedServer(gated(gate)) as server, transport(max_connections=1) as t:
+        other = f"http://localhost:{server.port}"
+        busy = asyncio.create_task(t.send(get(server.url("/busy"))))
+        await server.until(lambda: len(server.requests) == 1)
+        queued = []
+        for i, base in enumerate([other, server.url(""), other, other, server.url("")]):
+            queued.append(asyncio.create_task(t.send(get(f"{base}/w{i}"))))
+            await asyncio.sleep(0)  # one turn: it queues (FIFO) behind the one before
+        gate.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(busy, *queued)
+        assert t.open_connections == 1
+    assert [r.target for r in server.requests] == ["/busy", "/w0", "/w1", "/w2", "/w3", "/w4"]
+    assert server.accepted == 5  # a new connection at each change of origin; w3 reused w2's
+
+
 async def test_a_waiter_cancelled_while_waiting_leaks_no_slot() -> None:
     gate = asyncio.Event()
     async with ScriptedServer(gated(gate)) as server, transport(max_connections=1) as t:

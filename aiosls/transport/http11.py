@@ -10,8 +10,10 @@ do: proxies, a shared ``ClientSession``, aiohttp tracing.
 
 Pool: at most ``max_connections`` sockets in all (idle + busy + connecting), idle ones kept
 per origin for ``keepalive_timeout`` seconds (less if the server's ``Keep-Alive: timeout``
-says so) and reused most-recent-first. Timeouts cost no
-timer per request: each connection has one timer, re-armed lazily when it fires early.
+says so) and reused most-recent-first. At the limit, sends wait first come first served: a
+connection that comes back is handed to the first waiter (or, for another origin, its slot).
+Timeouts cost no timer per request: each connection has one timer, re-armed lazily when it
+fires early.
 """
 
 from __future__ import annotations
@@ -209,7 +211,10 @@ class Http11Transport:
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._connections: set[_Connection] = set()
         self._open = 0  # slots taken: connecting + busy + idle
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # Sends waiting for a connection, first come first served, with the origin they want
+        # (None: only a fresh one). What comes back is handed to the first one directly: a
+        # connection of its origin, or else a slot (then the waiter's own to connect with).
+        self._waiters: deque[tuple[asyncio.Future[_Connection | None], _Origin | None]] = deque()
         self._connecting: set[asyncio.Task[Any]] = set()  # tasks opening a connection now
         self._aborted: set[asyncio.Task[Any]] = set()  # of those, the ones aclose() cancelled
         self._cleanup: asyncio.TimerHandle | None = None
@@ -310,34 +315,57 @@ class Http11Transport:
         if self._loop is not None and asyncio.get_running_loop() is not self._loop:
             # Its sockets belong to the loop that opened them (e.g. a finished asyncio.run()).
             raise RuntimeError("Http11Transport is bound to another event loop; create one per loop")
+        front = False
         while True:
             if self._closed:
                 raise ServiceClosedError("transport is closed")
-            idle = None if fresh else self._idle.get(origin)
-            while idle:
-                conn = idle.pop()
-                if not conn.closed and conn.expires > conn.loop.time():
-                    return conn
-                conn.close()  # past its idle limit: the server may be closing it right now
-                self._forget(conn)
-            if not self._max_connections or self._open < self._max_connections:
-                return await self._connect(origin, what)
-            if self._evict_idle():
-                continue  # an idle socket of another origin gave up its slot
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            # Only when nobody waits: what comes back is theirs first (a send in a loop would
+            # otherwise take its connection back before the waiter it woke could run).
+            if not self._waiters:
+                idle = None if fresh else self._idle.get(origin)
+                while idle:
+                    conn = idle.pop()
+                    if not conn.closed and conn.expires > conn.loop.time():
+                        return conn
+                    conn.close()  # past its idle limit: the server may be closing it right now
+                    self._forget(conn)
+                if not self._max_connections or self._open < self._max_connections:
+                    self._open += 1
+                    return await self._connect(origin, what)
+                if self._evict_idle():
+                    continue  # an idle socket of another origin gave up its slot
+            waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+            entry = (waiter, None if fresh else origin)
+            if front:
+                self._waiters.appendleft(entry)
+            else:
+                self._waiters.append(entry)
             try:
-                await waiter
+                handed = await waiter
             except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()  # we were handed a slot we will not use: pass it on
-                elif waiter in self._waiters:  # aclose() or _wake() may have dropped it already
-                    self._waiters.remove(waiter)
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._give_back(waiter.result())  # handed over, but we will not use it
+                elif entry in self._waiters:  # aclose() or a hand-over may have dropped it
+                    self._waiters.remove(entry)
                 raise
+            claimed = await self._claim(handed, origin, what)
+            if claimed is not None:
+                return claimed
+            front = True  # the server closed it before we ran (its slot went on): wait again
+
+    async def _claim(self, handed: _Connection | None, origin: _Origin, what: str) -> _Connection | None:
+        """What a waiter was handed: that connection, or a new one in the slot handed to it.
+        None: the connection has closed since (its slot went on to the next waiter)."""
+        if self._closed:
+            self._give_back(handed)
+            raise ServiceClosedError("transport is closed")
+        if handed is None:
+            return await self._connect(origin, what)
+        return None if handed.closed else handed
 
     async def _connect(self, origin: _Origin, what: str) -> _Connection:
+        """A new connection, in a slot the caller has taken (counted in ``_open``)."""
         scheme, host, port = origin
-        self._open += 1
         loop = asyncio.get_running_loop()
         context: ssl.SSLContext | None = None
         if scheme == "https":
@@ -369,8 +397,7 @@ class Http11Transport:
                 # closed it, and its connection_lost() will find the slot already freed, here.
                 self._forget(made[0])
             else:
-                self._open -= 1
-                self._wake()
+                self._free_slot()
             # aclose() cancelled it: that cancellation is ours to take back, and unless the
             # caller cancelled the task too, the send fails as closed.
             if isinstance(exc, asyncio.CancelledError) and task in self._aborted and task.uncancel() == 0:
@@ -402,31 +429,57 @@ class Http11Transport:
         if reusable and idle_for > 0 and not conn.closed and not self._closed:
             conn.idle_since = conn.loop.time()
             conn.expires = conn.idle_since + idle_for
-            self._idle.setdefault(conn.origin, []).append(conn)
-            if self._cleanup is None:
-                self._cleanup = conn.loop.call_at(conn.expires, _expire_idle, weakref.ref(self))
-            self._wake()
+            self._pool(conn)
         else:
             conn.close()
             self._forget(conn)
+
+    def _pool(self, conn: _Connection) -> None:
+        """An open, reusable ``conn``: to the first waiter (itself, or its slot), else idle."""
+        waiters = self._waiters
+        while waiters and waiters[0][0].done():
+            waiters.popleft()  # cancelled: its task removes it when it runs, or finds it gone
+        if waiters:
+            waiter, wanted = waiters[0]
+            if wanted == conn.origin:
+                waiters.popleft()
+                waiter.set_result(conn)
+            else:
+                conn.close()
+                self._forget(conn)  # its slot goes to that waiter
+            return
+        self._idle.setdefault(conn.origin, []).append(conn)
+        if self._cleanup is None:
+            self._cleanup = conn.loop.call_at(conn.expires, _expire_idle, weakref.ref(self))
+
+    def _give_back(self, handed: _Connection | None) -> None:
+        """What a waiter was handed but will not use: to the next waiter, or back to the pool."""
+        if handed is None:
+            self._free_slot()
+        elif handed.closed or self._closed:
+            handed.close()
+            self._forget(handed)
+        else:
+            self._pool(handed)
 
     def _forget(self, conn: _Connection) -> None:
         """``conn`` is closed (by us or the peer): free its slot, once."""
         if conn.counted:
             conn.counted = False
-            self._open -= 1
             self._connections.discard(conn)
             idle = self._idle.get(conn.origin)
             if idle and conn in idle:
                 idle.remove(conn)
-            self._wake()
+            self._free_slot()
 
-    def _wake(self) -> None:
+    def _free_slot(self) -> None:
+        """A slot is free: the first waiter's to connect with (it stays counted), else given up."""
         while self._waiters:
-            waiter = self._waiters.popleft()
+            waiter, _ = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
+        self._open -= 1
 
     def _evict_idle(self) -> bool:
         """Close the longest-idle connection (any origin); False if none is idle."""
@@ -467,7 +520,7 @@ class Http11Transport:
         if self._cleanup is not None:
             self._cleanup.cancel()
             self._cleanup = None
-        for waiter in self._waiters:
+        for waiter, _ in self._waiters:
             if not waiter.done():
                 waiter.set_exception(ServiceClosedError("transport is closed"))
         self._waiters.clear()
