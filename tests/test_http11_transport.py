@@ -801,6 +801,29 @@ async def test_a_url_without_a_path_goes_to_the_root() -> None:
     assert len(server.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:pa55/w0rd@127.0.0.1/x",
+        "http://127.0.0.1:99999/",
+        "http://[::1/",
+        "http://127.0.0.1:-1/",
+        "ftp://user:pa55@127.0.0.1/",
+        "http://user:pa55@/x",
+    ],
+    ids=["slash-in-password", "port-out-of-range", "unclosed-bracket", "negative-port", "ftp", "no-host"],
+)
+async def test_a_malformed_url_is_a_validation_error_without_its_userinfo(url: str) -> None:
+    """Regression: urlsplit()'s ValueError escaped as is, quoting the "port" (here a password),
+    and a URL that is not http(s) was quoted whole, userinfo included."""
+    async with transport() as t:
+        with pytest.raises(ValidationError, match="cannot send to") as info:
+            await t.send(get(url))
+        for error in (info.value, info.value.__cause__, info.value.__context__):
+            assert "pa55" not in f"{error} {error!r}"
+        assert t.open_connections == 0
+
+
 async def test_userinfo_in_a_url_never_reaches_the_host_header() -> None:
     async with ScriptedServer(keep_alive) as server, transport() as t:
         # Thousands of spellings of one origin: the parsed-origin cache stays bounded.

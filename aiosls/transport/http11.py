@@ -296,12 +296,19 @@ class Http11Transport:
         base, target = (url, "/") if slash < 0 else (url[:slash], url[slash:])
         known = self._origins.get(base)
         if known is None:
-            parts = urlsplit(base)
+            try:
+                parts = urlsplit(base)
+                port = parts.port
+            except ValueError:  # a bad port or bracket; not chained: the "port" may be a password
+                port = -1
+            if port == -1:
+                raise ValidationError("cannot send to a URL that is not a valid URL")
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValidationError(f"cannot send to {base!r}: not an http(s) URL")
+                where = f"{parts.scheme}://{parts.hostname or ''}"  # never the userinfo
+                raise ValidationError(f"cannot send to {where!r}: not an http(s) URL")
             if parts.query or parts.fragment:
                 raise ValidationError("cannot send to a URL with a query or fragment but no path")
-            port = parts.port or (443 if parts.scheme == "https" else 80)
+            port = port or (443 if parts.scheme == "https" else 80)
             # The Host header never carries userinfo ("user:password@").
             known = ((parts.scheme, parts.hostname, port), parts.netloc.rpartition("@")[2])
             if len(self._origins) > 4096:
