@@ -499,6 +499,26 @@ async def test_idle_connections_expire_one_by_one() -> None:
         assert t.open_connections == 0
 
 
+SPELLINGS_OF_LOOPBACK = ["127.0.0.1", "127.1", "127.0.1", "2130706433", "0x7f000001", "0177.0.0.1"]
+
+
+async def test_the_pool_keeps_nothing_for_origins_whose_connections_are_gone() -> None:
+    """Regression: every origin ever used kept an (empty) idle list, and the eviction scan at the
+    limit walked them all: with a host per project, both grew with every project ever called."""
+    async with ScriptedServer(keep_alive) as server, transport(keepalive_timeout=0.2) as t:
+        for host in SPELLINGS_OF_LOOPBACK:
+            await t.send(get(f"http://{host}:{server.port}/"))
+        assert t.open_connections == len(SPELLINGS_OF_LOOPBACK)  # one origin each
+        await server.until(lambda: server.open == 0)  # every idle one expired
+        assert t.open_connections == 0
+        assert t._idle == {}
+    async with ScriptedServer(keep_alive) as server, transport(max_connections=1) as t:
+        for host in SPELLINGS_OF_LOOPBACK * 2:  # each evicts the one before
+            await t.send(get(f"http://{host}:{server.port}/"))
+        assert t.open_connections == 1
+        assert len(t._idle) == 1
+
+
 # --- a server that closes kept-alive connections ----------------------------------------------------
 
 

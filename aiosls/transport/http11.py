@@ -477,6 +477,8 @@ class Http11Transport:
             idle = self._idle.get(conn.origin)
             if idle and conn in idle:
                 idle.remove(conn)
+                if not idle:
+                    del self._idle[conn.origin]
             self._free_slot()
 
     def _free_slot(self) -> None:
@@ -491,8 +493,10 @@ class Http11Transport:
     def _evict_idle(self) -> bool:
         """Close the longest-idle connection (any origin); False if none is idle."""
         oldest: _Connection | None = None
-        for idle in self._idle.values():
-            if idle and (oldest is None or idle[0].idle_since < oldest.idle_since):
+        for origin, idle in list(self._idle.items()):
+            if not idle:
+                del self._idle[origin]  # emptied by sends: an origin per project adds up
+            elif oldest is None or idle[0].idle_since < oldest.idle_since:
                 oldest = idle[0]
         if oldest is None:
             return False
@@ -506,14 +510,16 @@ class Http11Transport:
             return
         now = self._loop.time()
         next_due: float | None = None
-        for idle in self._idle.values():
+        for origin, idle in list(self._idle.items()):
             for conn in list(idle):
                 due = conn.expires
                 if due <= now:
                     conn.close()
-                    self._forget(conn)
+                    self._forget(conn)  # the origin's list goes with its last connection
                 elif next_due is None or due < next_due:
                     next_due = due
+            if not idle:
+                self._idle.pop(origin, None)  # emptied by sends, not by _forget
         if next_due is not None and not self._closed:
             self._cleanup = self._loop.call_at(next_due, _expire_idle, weakref.ref(self))
 
