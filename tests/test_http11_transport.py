@@ -16,6 +16,8 @@ import gzip
 import socket
 import ssl
 import struct
+import threading
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, NamedTuple
@@ -1248,6 +1250,43 @@ async def test_a_transport_without_connections_does_not_warn(unused_tcp_port: in
         await t.send(get(f"http://127.0.0.1:{unused_tcp_port}/"))
     del t  # nothing open: no warning (warnings are errors here)
     gc.collect()
+
+
+def test_aclose_after_the_event_loop_closed_with_connections_open() -> None:
+    """Regression: aclose() in a new loop (after asyncio.run() ended with a connection idle)
+    raised RuntimeError('Event loop is closed') from the socket's old loop, and left the transport
+    closed but still counting the connection, which the server never saw end."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    ended = threading.Event()
+
+    def serve() -> None:  # a thread, so that the server outlives both event loops
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(response(b"ok"))
+            conn.settimeout(10)
+            if conn.recv(1) == b"":
+                ended.set()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    port = listener.getsockname()[1]
+    t = Http11Transport()
+
+    async def send(t: Http11Transport) -> bytes:
+        return (await t.send(get(f"http://127.0.0.1:{port}/"))).body
+
+    with listener, warnings.catch_warnings():
+        # The socket's own, when its transport object is collected: its loop closed with it open.
+        warnings.simplefilter("ignore", ResourceWarning)
+        assert asyncio.run(send(t)) == b"ok"
+        assert t.open_connections == 1
+        asyncio.run(t.aclose())
+        assert t.open_connections == 0
+        assert ended.wait(10)  # the server saw the connection end
+        server.join(10)
+        del t
+        gc.collect()
 
 
 async def test_the_transport_is_bound_to_one_event_loop() -> None:

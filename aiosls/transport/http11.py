@@ -19,7 +19,9 @@ fires early.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import socket
 import ssl
 import sys
 import warnings
@@ -542,6 +544,12 @@ class Http11Transport:
             task.cancel()
         pending = []
         for conn in list(self._connections):
+            if not conn.closed and conn.loop.is_closed() and conn.transport is not None:
+                # Its loop ended with it open (e.g. an earlier asyncio.run()): nothing runs there
+                # any more. The peer is told; the descriptor goes with the transport object.
+                conn.closed = True
+                with contextlib.suppress(OSError):
+                    conn.transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
             if not conn.closed:
                 exchange = conn.waiter
                 if exchange is not None and not exchange.done():
