@@ -26,6 +26,7 @@ from aiosls import (
     CheckpointTarget,
     Credentials,
     Http11Transport,
+    HttpRequest,
     HttpResponse,
     NotFoundError,
     ReadTimeout,
@@ -551,3 +552,16 @@ async def test_aiohttp_transport_verifies_certificates_and_takes_a_trusting_cont
         assert answered == 2
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("transport_kind", ["http11"], indirect=True)  # each transport is named below
+@pytest.mark.parametrize("make", [Http11Transport, AiohttpTransport, "memory"])
+async def test_a_transport_of_ones_own_is_an_async_context_manager(emu: Emulator, make: Any) -> None:
+    from aiosls import InMemoryTransport, ServiceClosedError
+
+    transport = InMemoryTransport(lambda _r: HttpResponse(200, {}, b"[]")) if make == "memory" else make()
+    async with transport as t, svc_for(emu, transport=t) as svc:
+        assert t is transport
+        await svc.get_checkpoints("demo-project", "app-log", "cg-0")
+    with pytest.raises(ServiceClosedError):  # closed on the way out, though the service did not own it
+        await transport.send(HttpRequest("GET", emu.endpoint + "/", {"Host": "h"}))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 import sys
 import warnings
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import aiohttp
 from yarl import URL
@@ -180,6 +180,12 @@ class AiohttpTransport:
             resp.status,
             resp.headers.get("x-log-requestid"),
         )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the session if we created it. Idempotent."""

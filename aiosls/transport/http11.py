@@ -28,7 +28,7 @@ import warnings
 import weakref
 from collections import deque
 from contextlib import nullcontext
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 from .._http11 import BodyTooLarge, ProtocolError, ResponseParser, serialize_request
@@ -526,6 +526,12 @@ class Http11Transport:
             self._cleanup = self._loop.call_at(next_due, _expire_idle, weakref.ref(self))
 
     # --- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Close every connection (in-flight requests fail) and wait until they are. Idempotent."""

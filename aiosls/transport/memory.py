@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 from ..errors import ServiceClosedError
 from . import HttpRequest, HttpResponse
@@ -41,6 +42,12 @@ class InMemoryTransport:
         if inspect.isawaitable(result):
             return await result
         return result
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Mark closed; later sends raise ``ServiceClosedError``."""
