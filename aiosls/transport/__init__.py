@@ -8,7 +8,7 @@ backend's exceptions into :class:`aiosls.errors.TransportError` subclasses.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, Protocol, Self, runtime_checkable
 
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -16,7 +16,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .._http11 import Headers
 from ..errors import ResponseParseError
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "HttpRequest", "HttpResponse", "Transport", "response_too_large"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "ClosingContext",
+    "HttpRequest",
+    "HttpResponse",
+    "Transport",
+    "response_too_large",
+]
 
 #: GetCheckPoint for a 512-shard logstore is ~70 KiB; anything near this is not SLS talking.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
@@ -69,6 +76,20 @@ class HttpResponse:
     def request_id(self) -> str | None:
         """The SLS request id (``x-log-requestid``), if the server sent one."""
         return self.headers.get("x-log-requestid")
+
+
+class ClosingContext:
+    """``async with transport as t:`` closes it on the way out (for a transport of one's own)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release what the transport holds. Idempotent."""
+        raise NotImplementedError
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 import sys
 import warnings
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import aiohttp
 from yarl import URL
@@ -26,7 +26,7 @@ from ..errors import (
     TransportError,
     ValidationError,
 )
-from . import DEFAULT_MAX_RESPONSE_BYTES, HttpRequest, HttpResponse, response_too_large
+from . import DEFAULT_MAX_RESPONSE_BYTES, ClosingContext, HttpRequest, HttpResponse, response_too_large
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport"]
 
@@ -37,7 +37,7 @@ _SKIP_BOTH: Final = _SKIP_CONTENT_TYPE | _SKIP_USER_AGENT
 _AUTO_CONTENT_TYPE_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
-class AiohttpTransport:
+class AiohttpTransport(ClosingContext):
     """Sends requests over a pooled aiohttp session.
 
     :param session: a session to borrow (never closed by us). Its own settings apply.
@@ -180,12 +180,6 @@ class AiohttpTransport:
             resp.status,
             resp.headers.get("x-log-requestid"),
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the session if we created it. Idempotent."""

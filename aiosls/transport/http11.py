@@ -28,7 +28,7 @@ import warnings
 import weakref
 from collections import deque
 from contextlib import nullcontext
-from typing import Any, Final, Self
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from .._http11 import BodyTooLarge, ProtocolError, ResponseParser, serialize_request
@@ -40,7 +40,7 @@ from ..errors import (
     TransportError,
     ValidationError,
 )
-from . import DEFAULT_MAX_RESPONSE_BYTES, HttpRequest, HttpResponse, response_too_large
+from . import DEFAULT_MAX_RESPONSE_BYTES, ClosingContext, HttpRequest, HttpResponse, response_too_large
 
 __all__ = ["Http11Transport"]
 
@@ -180,7 +180,7 @@ class _Connection(asyncio.Protocol):
         self._cancel_timer()
 
 
-class Http11Transport:
+class Http11Transport(ClosingContext):
     """Sends requests over pooled keep-alive HTTP/1.1 connections (plain asyncio, no session).
 
     :param ssl_context: a custom TLS context; by default certificates are always verified.
@@ -526,12 +526,6 @@ class Http11Transport:
             self._cleanup = self._loop.call_at(next_due, _expire_idle, weakref.ref(self))
 
     # --- lifecycle ------------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close every connection (in-flight requests fail) and wait until they are. Idempotent."""

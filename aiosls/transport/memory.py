@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Self
 
 from ..errors import ServiceClosedError
-from . import HttpRequest, HttpResponse
+from . import ClosingContext, HttpRequest, HttpResponse
 
 __all__ = ["Handler", "InMemoryTransport"]
 
 Handler = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
 
 
-class InMemoryTransport:
+class InMemoryTransport(ClosingContext):
     """Calls ``handler(request)`` for every request and records what was sent.
 
     :param record: keep every request in :attr:`requests` (turn off for long runs).
@@ -42,12 +41,6 @@ class InMemoryTransport:
         if inspect.isawaitable(result):
             return await result
         return result
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Mark closed; later sends raise ``ServiceClosedError``."""
