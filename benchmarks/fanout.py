@@ -544,31 +544,36 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
     print("median:")
     for side in sides:
         print(f"  {_line(med[side])}")
-    a, b = med["aiosls"], med["bare"]
-    cpu_ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(runs["aiosls"], runs["bare"], strict=True)]
+    a = med["aiosls"]
+    cpu, rounds, rps = _vs_bare(runs, med, "aiosls")
     print(
-        f"ratio aiosls/bare: client CPU per request {a['cpu_us'] / b['cpu_us']:.2f}x "
-        f"(per round {', '.join(f'{x:.2f}' for x in cpu_ratios)}; target <= 1.15x), "
-        f"req/s {a['rps'] / b['rps']:.2f}x; "
-        f"connections {a['connections']} (target <= concurrency {args.concurrency})"
+        f"ratio aiosls/bare: client CPU per request {cpu} (per round {rounds}; target <= 1.15x), "
+        f"req/s {rps}; connections {a['connections']} (target <= concurrency {args.concurrency})"
     )
     if AIOHTTP_SIDE in med:
-        o = med[AIOHTTP_SIDE]
-        ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(runs[AIOHTTP_SIDE], runs["bare"], strict=True)]
+        cpu, rounds, rps = _vs_bare(runs, med, AIOHTTP_SIDE)
         print(
-            f"ratio {AIOHTTP_SIDE}/bare: client CPU per request {o['cpu_us'] / b['cpu_us']:.2f}x "
-            f"(per round {', '.join(f'{x:.2f}' for x in ratios)}), req/s {o['rps'] / b['rps']:.2f}x "
+            f"ratio {AIOHTTP_SIDE}/bare: client CPU per request {cpu} (per round {rounds}), req/s {rps} "
             "(what signing, parsing and the fan-out cost on top of an aiohttp session)"
         )
     for side in OFFICIAL if args.official else ():
         o = med[side]
-        ratios = [x["cpu_us"] / y["cpu_us"] for x, y in zip(runs[side], runs["bare"], strict=True)]
+        cpu, rounds, rps = _vs_bare(runs, med, side)
         print(
-            f"ratio {side}/bare: client CPU per request {o['cpu_us'] / b['cpu_us']:.2f}x "
-            f"(per round {', '.join(f'{x:.2f}' for x in ratios)}), req/s {o['rps'] / b['rps']:.2f}x; "
+            f"ratio {side}/bare: client CPU per request {cpu} (per round {rounds}), req/s {rps}; "
             f"connections {o['connections']} for {o['requests']:.0f} requests; "
             f"aiosls uses {o['cpu_us'] / a['cpu_us']:.2f}x less client CPU per request"
         )
+
+
+def _vs_bare(
+    runs: dict[str, list[dict[str, Any]]], med: dict[str, dict[str, Any]], side: str
+) -> tuple[str, str, str]:
+    """``side`` against bare, as printed: median CPU ratio, per-round CPU ratios, req/s ratio."""
+    o, b = med[side], med["bare"]
+    pairs = zip(runs[side], runs["bare"], strict=True)
+    rounds = ", ".join(f"{x['cpu_us'] / y['cpu_us']:.2f}" for x, y in pairs)
+    return f"{o['cpu_us'] / b['cpu_us']:.2f}x", rounds, f"{o['rps'] / b['rps']:.2f}x"
 
 
 def memory(args: argparse.Namespace, seed_path: str) -> None:
