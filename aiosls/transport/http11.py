@@ -336,8 +336,7 @@ class Http11Transport(ClosingContext):
                     conn = idle.pop()
                     if not conn.closed and conn.expires > conn.loop.time():
                         return conn
-                    conn.close()  # past its idle limit: the server may be closing it right now
-                    self._forget(conn)
+                    self._drop(conn)  # past its idle limit: the server may be closing it right now
                 if not self._max_connections or self._open < self._max_connections:
                     self._open += 1
                     return await self._connect(origin, what)
@@ -440,8 +439,7 @@ class Http11Transport(ClosingContext):
             conn.expires = conn.idle_since + idle_for
             self._pool(conn)
         else:
-            conn.close()
-            self._forget(conn)
+            self._drop(conn)
 
     def _pool(self, conn: _Connection) -> None:
         """An open, reusable ``conn``: to the first waiter (itself, or its slot), else idle."""
@@ -454,8 +452,7 @@ class Http11Transport(ClosingContext):
                 waiters.popleft()
                 waiter.set_result(conn)
             else:
-                conn.close()
-                self._forget(conn)  # its slot goes to that waiter
+                self._drop(conn)  # its slot goes to that waiter
             return
         self._idle.setdefault(conn.origin, []).append(conn)
         if self._cleanup is None:
@@ -466,10 +463,14 @@ class Http11Transport(ClosingContext):
         if handed is None:
             self._free_slot()
         elif handed.closed or self._closed:
-            handed.close()
-            self._forget(handed)
+            self._drop(handed)
         else:
             self._pool(handed)
+
+    def _drop(self, conn: _Connection) -> None:
+        """Close ``conn`` and free its slot now (not when ``connection_lost`` comes)."""
+        conn.close()
+        self._forget(conn)
 
     def _forget(self, conn: _Connection) -> None:
         """``conn`` is closed (by us or the peer): free its slot, once."""
@@ -502,8 +503,7 @@ class Http11Transport(ClosingContext):
                 oldest = idle[0]
         if oldest is None:
             return False
-        oldest.close()
-        self._forget(oldest)
+        self._drop(oldest)
         return True
 
     def _expire_idle(self) -> None:
@@ -516,8 +516,7 @@ class Http11Transport(ClosingContext):
             for conn in list(idle):
                 due = conn.expires
                 if due <= now:
-                    conn.close()
-                    self._forget(conn)  # the origin's list goes with its last connection
+                    self._drop(conn)  # the origin's list goes with its last connection
                 elif next_due is None or due < next_due:
                     next_due = due
             if not idle:
