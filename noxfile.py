@@ -11,18 +11,19 @@ nox.options.error_on_missing_interpreters = False
 # The official SDKs are test-only peers: independent clients of our emulator, never runtime deps.
 TEST_DEPS = [
     "pytest>=8",
-    "pytest-asyncio>=0.24",
+    "pytest-asyncio>=1.4",  # pytest_asyncio_loop_factories: every loopback test under asyncio and uvloop
     "pytest-cov>=5",
     "hypothesis>=6.100",
     "aliyun-log-python-sdk>=0.9.50",
     "alibabacloud-sls20201230>=5.0",
     "psutil>=5.9",
-    "trustme>=1.1",  # a throwaway CA for the TLS tests of Http11Transport
+    "trustme>=1.1",  # a throwaway CA for the TLS tests of the transports
 ]
 
 
 # The pure core (no I/O): every line and branch is tested, and CI keeps it that way.
 PURE_CORE = [
+    "_http",
     "_sansio",
     "_http11",
     "signing",
@@ -39,7 +40,7 @@ PURE_CORE = [
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole pytest suite, warnings as errors; fails below 100% coverage of the pure core."""
-    session.install("-e", ".[orjson]", *TEST_DEPS)
+    session.install("-e", ".[speedups,cli,exporter,credentials]", *TEST_DEPS)
     coverage = [f"--cov=aiosls.{module}" for module in PURE_CORE]
     coverage += ["--cov-report=term-missing:skip-covered", "--cov-fail-under=100"]
     session.run("pytest", *coverage, *session.posargs)
@@ -56,12 +57,12 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[orjson]", "mypy>=1.11")
+    session.install("-e", ".[speedups,cli,exporter,credentials]", "mypy>=1.11")
     session.run("mypy", "--strict", "aiosls")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (not tests): fan-out vs bare aiohttp, emulator throughput, structuring."""
-    session.install("-e", ".[orjson]", "psutil>=5.9")
+    session.install("-e", ".[speedups,cli,exporter,credentials]", "psutil>=5.9", "aliyun-log-python-sdk>=0.9.50")
     session.run("python", "benchmarks/fanout.py", *session.posargs)

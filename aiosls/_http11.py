@@ -14,6 +14,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Final
 
+from ._http import LowerCaseHeaders
+
 __all__ = ["BodyTooLarge", "Headers", "ProtocolError", "ResponseParser", "serialize_request"]
 
 #: A response head (status line + headers) longer than this is not an API answer.
@@ -29,8 +31,7 @@ _known_names: dict[str, str] = {}
 _request_names: set[str] = set()
 
 
-class Headers(dict[str, str]):
-    """Response headers whose names are already lower-case (so nobody lower-cases them again)."""
+Headers = LowerCaseHeaders
 
 
 class ProtocolError(Exception):

@@ -18,12 +18,12 @@ import cattrs
 from cattrs.v import format_exception
 
 from . import names, signing
+from ._http import HttpRequest, HttpResponse
 from ._serde import CONVERTER, dumps, loads
 from .credentials import Credentials
 from .endpoint import Endpoint
 from .errors import ResponseParseError, SlsError, ValidationError, error_class
 from .models import MAX_EPOCH_VALUE, ConsumerGroup, Shard, ShardCheckpoint
-from .transport import HttpRequest, HttpResponse
 
 __all__ = [
     "API_VERSION",

@@ -19,8 +19,11 @@ __all__ = [
     "CheckpointResult",
     "CheckpointTarget",
     "ConsumerGroup",
+    "GroupLag",
+    "LagResult",
     "Shard",
     "ShardCheckpoint",
+    "ShardLag",
     "MAX_EPOCH_VALUE",
     "epoch_to_datetime",
 ]
@@ -153,3 +156,91 @@ class CheckpointResult:
             raise self.error
         assert self.checkpoints is not None
         return self.checkpoints
+
+
+# --- lag -----------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ShardLag:
+    """How far one shard's consumption lags its newest data (SLS's "consumption delay").
+
+    ``lag_seconds = latest_time - consumed_time`` (never negative): ``0.0`` when the
+    checkpoint is the end cursor (caught up, however long ago the last write was), ``None``
+    when nothing was ever committed. ``expired`` means the checkpoint points at data already
+    deleted by the logstore's TTL; the lag is then measured from the oldest retained data.
+    """
+
+    shard: int
+    #: The committed cursor (opaque), or ``""`` if never committed.
+    checkpoint: str
+    #: The consumer that last held or committed the shard; ``""`` if none.
+    consumer: str
+    #: When the checkpoint was last committed (server clock); None if never.
+    update_time: datetime | None
+    #: Receive time of the last package the group consumed; None if never committed or unknown.
+    consumed_time: datetime | None
+    #: Receive time of the newest package in the shard; None for an empty shard.
+    latest_time: datetime | None
+    lag_seconds: float | None
+    #: Seconds since the last commit (server clock, skew corrected); None if never committed.
+    commit_age_seconds: float | None
+    expired: bool = False
+    caught_up: bool = False
+
+
+@attrs.frozen
+class GroupLag:
+    """One consumer group's lag: one :class:`ShardLag` per shard, measured at ``as_of``."""
+
+    target: CheckpointTarget
+    shards: tuple[ShardLag, ...]
+    #: When the sweep read the checkpoints (server clock, skew corrected).
+    as_of: datetime
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """The group's lag: the maximum over its shards; None if no shard has a lag."""
+        lags = [s.lag_seconds for s in self.shards if s.lag_seconds is not None]
+        return max(lags) if lags else None
+
+    @property
+    def worst_shard(self) -> int | None:
+        """The shard with the largest lag (lowest id on a tie); None if no shard has a lag."""
+        best: ShardLag | None = None
+        for s in self.shards:
+            if s.lag_seconds is not None and (best is None or s.lag_seconds > (best.lag_seconds or 0.0)):
+                best = s
+        return None if best is None else best.shard
+
+    @property
+    def unassigned_shards(self) -> int:
+        """Shards no consumer holds (``consumer == ""``)."""
+        return sum(1 for s in self.shards if not s.consumer)
+
+    @property
+    def max_commit_age_seconds(self) -> float | None:
+        """The oldest commit's age over committed shards; None if none was ever committed."""
+        ages = [s.commit_age_seconds for s in self.shards if s.commit_age_seconds is not None]
+        return max(ages) if ages else None
+
+
+@attrs.frozen(eq=False)
+class LagResult:
+    """The outcome of one target in a lag fan-out: its :class:`GroupLag`, or its own error."""
+
+    target: CheckpointTarget
+    lag: GroupLag | None = None
+    error: SlsError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the target's lag was measured."""
+        return self.error is None
+
+    def unwrap(self) -> GroupLag:
+        """The lag, or raise this target's error."""
+        if self.error is not None:
+            raise self.error
+        assert self.lag is not None
+        return self.lag

@@ -2,7 +2,7 @@
 
 Pure functions: no clock (``now`` is passed in), no I/O. The same string-building functions
 serve the client (to sign) and the emulator (to verify), and both are pinned byte for byte by
-the official SDK's vectors in ``tests/signature_vectors.json``. Spec: ``sls-consumer-groups.md``
+the official SDK's vectors in ``tests/unit/signature_vectors.json``. Spec: ``sls-consumer-groups.md``
 §6 (V1), §7 (V4), §8 (verification).
 
 Header names may come in any case: the canonicalisers lower-case them. The headers we add use
