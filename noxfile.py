@@ -64,5 +64,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (not tests): fan-out vs bare aiohttp, emulator throughput, structuring."""
-    session.install("-e", ".[speedups,cli,exporter,credentials]", "psutil>=5.9", "aliyun-log-python-sdk>=0.9.50")
+    session.install(
+        "-e", ".[speedups,cli,exporter,credentials]", "psutil>=5.9", "aliyun-log-python-sdk>=0.9.50"
+    )
     session.run("python", "benchmarks/fanout.py", *session.posargs)
