@@ -116,7 +116,8 @@ async def test_the_default_transport_is_an_owned_aiohttp_one(emu: Emulator) -> N
         await svc.get_checkpoints("demo-project", "app-log", "cg-0")
         seen.append(svc._pipeline.user_agent)
     assert svc.transport._session is None  # closed with the service
-    assert seen[0].startswith("aiosls/") and f"aiohttp/{aiohttp.__version__}" in seen[0]
+    assert seen[0].startswith("aiosls/")
+    assert f"aiohttp/{aiohttp.__version__}" in seen[0]
 
 
 @pytest.mark.parametrize("version", ["v1", "v4"])

@@ -354,7 +354,8 @@ async def test_server_text_in_a_retry_line_is_escaped_and_capped(caplog: pytest.
     with caplog.at_level(logging.DEBUG, logger="aiosls.retry"):
         await run(DEFAULT_RETRY, [hostile, "ok"])
     (line,) = [r.getMessage() for r in caplog.records if r.name == "aiosls.retry"]
-    assert "\n" not in line and "\x1b" not in line
+    assert "\n" not in line
+    assert "\x1b" not in line
     assert "FAKE: LOG LINE" in line  # escaped onto the same line, not a forged one
     assert len(line) < 600
 
