@@ -178,7 +178,8 @@ class ShardState:
         i = bisect.bisect_right(self._starts, cursor) - 1
         if i < 0:
             return None
-        return self._starts[i] + min(self._counts[i] - 1, (cursor - self._starts[i]) // self._steps[i])
+        start, step = self._starts[i], self._steps[i]
+        return start + min(self._counts[i] - 1, (cursor - start) // step) * step
 
     def cursor_time(self, cursor: int, now_s: int) -> int:
         """GetCursorTime: receive time (unix seconds) of the package at or just before ``cursor``.
