@@ -34,7 +34,7 @@ from typing import Final
 
 from .state import ConsumerGroupState, EmulatorState, LogstoreState, decode_cursor, encode_cursor, to_ns
 
-__all__ = ["COMMIT_INTERVAL", "REWIND_AFTER", "SIMULATIONS", "Simulator"]
+__all__ = ["COMMIT_INTERVAL", "MAX_EVENTS", "REWIND_AFTER", "SIMULATIONS", "Simulator"]
 
 #: The behaviours a seeded consumer group can simulate.
 SIMULATIONS: Final = ("healthy", "slow", "stalled", "stopped", "rewinding")
@@ -42,6 +42,8 @@ SIMULATIONS: Final = ("healthy", "slow", "stalled", "stopped", "rewinding")
 COMMIT_INTERVAL: Final = 2
 #: Seconds after the seed time at which a ``rewinding`` group jumps back.
 REWIND_AFTER: Final = 10
+#: Most consumer events one :meth:`Simulator.tick` replays (two hours at one per 2 s).
+MAX_EVENTS: Final = 3_600
 _NS: Final = 1_000_000_000
 _PERIOD: Final = COMMIT_INTERVAL * _NS
 
@@ -75,6 +77,10 @@ class Simulator:
             if cg.simulate is not None
         ]
         k = (self.now_ns - self.start_ns) // _PERIOD + 1
+        last = (now - self.start_ns) // _PERIOD
+        # Consumer events are replayed one by one (writes interleaved) for exact lag; a clock
+        # that jumps hours ahead replays only the last MAX_EVENTS of them, and none without groups.
+        k = max(k, last + 1 - (MAX_EVENTS if groups else 0))
         event = self.start_ns + k * _PERIOD
         while event <= now:
             self._write(stores, event)

@@ -7,6 +7,7 @@ Lag is computed exactly as the issue defines it (and as a client does over the w
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiosls.emulator import ApiError, Emulator, EmulatorState, SeedError, decode_cursor, encode_cursor
-from aiosls.emulator.seed import apply_seed, validate_seed
+from aiosls.emulator.seed import apply_seed, load_seed, validate_seed
 from aiosls.emulator.simulate import Simulator
 
 T0 = datetime(2024, 9, 5, 8, 30, 15, tzinfo=UTC)
@@ -264,3 +265,23 @@ def test_bad_lag_seeds_name_the_problem(store: dict[str, Any], fragment: str) ->
     with pytest.raises(SeedError) as info:
         validate_seed(_seed(store))
     assert fragment in str(info.value)
+
+
+def test_a_clock_jumping_years_ahead_costs_bounded_work() -> None:
+    emu = _fleet()
+    emu.advance(10 * 365 * 86400)
+    assert _lag(emu.state, "healthy") == 0
+    shard = emu.state.shard(P, L, 0)
+    assert _time(emu.state, 0, shard.end_cursor - 1) == T0_S + 10 * 365 * 86400
+
+
+def test_the_example_lag_seed_is_valid_and_uses_every_behaviour() -> None:
+    seed = load_seed(Path(__file__).parents[2] / "examples" / "lag-seed.json")
+    emu = Emulator(seed=seed, clock=lambda: T0, tick_interval=None)
+    emu.advance(12)
+    modes = {
+        cg.simulate
+        for ls in emu.state.projects["lag-demo"].logstores.values()
+        for cg in ls.consumer_groups.values()
+    }
+    assert modes == {None, "healthy", "slow", "stalled", "stopped", "rewinding"}
