@@ -40,8 +40,9 @@ Per checkpoint entry, ``lag_seconds: N`` (number >= 0) instead of ``checkpoint``
 just after the package written N seconds before the shard's newest one, so a client measures
 a lag of N seconds (0, or an empty shard: the end cursor, caught up). N beyond the oldest
 retained package gives a cursor before it: an expired checkpoint (GetCursorTime of the cursor
-before it answers 400 ``InvalidCursor``). ``consumer`` and ``update_time`` (default: seed time)
-may accompany it.
+before it answers 400 ``InvalidCursor``). ``consumer`` and ``update_time`` may accompany it;
+``update_time`` defaults to the seed time, or, in a ``stopped`` group, to the receive time of
+the last package it consumed (it stopped committing then, so STOP shows from one reading).
 
 Per consumer group, ``simulate``: ``healthy``, ``slow``, ``stalled``, ``stopped`` or
 ``rewinding`` (:data:`.simulate.SIMULATIONS`); the group then heartbeats and commits every 2 s
@@ -258,8 +259,14 @@ def _apply_logstore(
         for shard, cp in group.get("checkpoints", {}).items():
             sid = int(shard)
             checkpoint = cp.get("checkpoint")
+            update_time_us = now_ns // 1000
             if checkpoint is None:
-                checkpoint = encode_cursor(_lag_cursor(state, pname, lname, sid, float(cp["lag_seconds"])))
+                cursor = _lag_cursor(state, pname, lname, sid, float(cp["lag_seconds"]))
+                checkpoint = encode_cursor(cursor)
+                if group.get("simulate") == "stopped":
+                    # It stopped when it last committed: when the data it last consumed was new.
+                    consumed = state.shard(pname, lname, sid).package_at_or_before(cursor - 1)
+                    update_time_us = min(now_ns, cursor - 1 if consumed is None else consumed) // 1000
             state.set_checkpoint(
                 pname,
                 lname,
@@ -267,7 +274,7 @@ def _apply_logstore(
                 sid,
                 checkpoint,
                 consumer=cp.get("consumer", ""),
-                update_time_us=cp.get("update_time", now_ns // 1000),
+                update_time_us=cp.get("update_time", update_time_us),
             )
         if "simulate" in group:
             cg.simulate = group["simulate"]

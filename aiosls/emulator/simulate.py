@@ -23,7 +23,8 @@ clock and gets exactly the lag the seed implies.
                 the write rate (1 s of data per second), so its lag stays where the jump put it.
 
   Simulated consumers start from their seeded checkpoints (no checkpoint: the end cursor)
-  and commit forcibly, whoever holds the shard.
+  and commit forcibly, whoever holds the shard: a client's own commit to a simulated group
+  lasts until the group's next one.
 - **Retention**: packages older than the logstore's TTL (``ttl_seconds`` when seeded) expire.
 """
 
