@@ -17,7 +17,6 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -98,7 +97,10 @@ class _Protocol(RequestHandler):
     def log_exception(self, *args: Any, **kw: Any) -> None:
         # aiohttp logs a traceback (and the whole request line) per unhandled error: one line.
         exc = kw.get("exc_info")
-        what = args[0] % args[1:] if args and len(args) > 1 else (args[0] if args else "error")
+        try:
+            what = str(args[0]) % args[1:] if args else "error"
+        except (TypeError, ValueError):
+            what = str(args[0])
         detail = f": {type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else ""
         logger.warning("%s", safe_text(f"{what}{detail}"))
 
@@ -114,7 +116,7 @@ class _Protocol(RequestHandler):
         logger.info("bad request from %s: %s %s", safe_text(request.remote), status, safe_text(reason))
         if request.writer.output_size > 0:
             raise ConnectionError("the response was already started")
-        resp = web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}\n")
+        resp = web.Response(status=status, text=f"{status}\n")
         resp.force_close()
         return resp
 
