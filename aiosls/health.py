@@ -43,11 +43,10 @@ observation before it prevents that; sweep more often than ``stop_after`` to ben
 from __future__ import annotations
 
 import base64
-import binascii
 import collections
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -65,6 +64,7 @@ WARN_MIN_OBSERVATIONS: Final = 3
 STALL_MIN_OBSERVATIONS: Final = 2
 # A checkpoint is base64 of a 64-bit integer's decimal digits: 20 digits at most (signed: 19 + sign).
 _MAX_CURSOR_DIGITS: Final = 20
+_CAUGHT_UP: Final = "caught up"
 
 
 class Health(enum.IntEnum):
@@ -110,10 +110,10 @@ def decode_cursor(cursor: str) -> int | None:
         return None
     try:
         text = base64.b64decode(cursor, validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, non-ASCII text, non-ASCII bytes
         return None
     digits = text[1:] if text.startswith("-") else text
-    if not digits.isdigit() or not digits.isascii():
+    if not digits.isdigit():
         return None
     return int(text)
 
@@ -266,7 +266,7 @@ class HealthEvaluator:
                 else:
                     samples.pop()
             samples.append(_sample(shard, lag.as_of))
-            status, reason = self._judge(shard, samples)
+            status, reason = self._judge(shard, list(samples))
             verdicts.append(ShardHealth(shard.shard, status, shard.lag_seconds, reason))
         return _group(lag, tuple(verdicts))
 
@@ -279,7 +279,7 @@ class HealthEvaluator:
         now = samples[-1]
         allowed = format_duration(self.allowed_lag)
         if now.caught_up:
-            return Health.OK, "caught up"
+            return Health.OK, _CAUGHT_UP
         if now.lag is None:
             return self._never_committed(samples)
         lag = format_duration(now.lag)
@@ -287,8 +287,9 @@ class HealthEvaluator:
 
         rewound_at = _last_rewind(samples)
         if rewound_at is not None and not any(self._fine(s) for s in samples[rewound_at:]):
-            back = format_duration(_seconds(now.as_of, samples[rewound_at].as_of))
-            return Health.REWIND, f"checkpoint moved back {back} ago, lag {lag} > allowed {allowed}{expired}"
+            seen = samples[rewound_at].as_of
+            when = "" if seen == now.as_of else f" {format_duration(_seconds(now.as_of, seen))} ago"
+            return Health.REWIND, f"checkpoint moved back{when}, lag {lag} > allowed {allowed}{expired}"
 
         idle = self._idle_seconds(shard, samples)
         limit = self._stop_after(samples)
@@ -310,18 +311,19 @@ class HealthEvaluator:
                     f"commits arrive but the checkpoint has not moved in {_sweeps(len(stuck))}, lag {lag}",
                 )
 
+        # The trend is judged over the trailing samples that have a lag (a never-committed one has none).
+        lags = [s.lag for s in _trailing(samples, lambda s: s.lag is not None) if s.lag is not None]
         need = min(WARN_MIN_OBSERVATIONS, self.window)
-        start = samples[0].lag
-        if len(samples) < need:
-            return Health.OK, f"lag {lag} > allowed {allowed}, {len(samples)} of {need} sweeps to judge"
-        assert start is not None  # _fine() is False for every sample, so each has a lag
-        if now.lag >= start:
-            trend = "rising" if now.lag > start else "not decreasing"
-            return (
-                Health.WARN,
-                f"lag {lag} > allowed {allowed}, {trend} over {_sweeps(len(samples))}{expired}",
-            )
-        return Health.OK, f"lag {lag} > allowed {allowed}, decreasing over {_sweeps(len(samples))}"
+        if len(lags) < need:
+            return Health.OK, f"lag {lag} > allowed {allowed}, {len(lags)} of {need} sweeps to judge"
+        if now.lag < lags[0]:
+            return Health.OK, f"lag {lag} > allowed {allowed}, decreasing over {_sweeps(len(lags))}"
+        trend = (
+            ""
+            if len(lags) == 1
+            else f", {'rising' if now.lag > lags[0] else 'not decreasing'} over {_sweeps(len(lags))}"
+        )
+        return Health.WARN, f"lag {lag} > allowed {allowed}{trend}{expired}"
 
     def _fine(self, sample: _Sample) -> bool:
         return sample.caught_up or (sample.lag is not None and sample.lag <= self.allowed_lag)
@@ -342,12 +344,8 @@ class HealthEvaluator:
         now = samples[-1]
         if now.latest_time is None:
             return Health.OK, "never committed, nothing to read"
-        run: list[_Sample] = []
-        for s in reversed(samples):
-            if s.lag is not None or s.caught_up or s.latest_time is None:
-                break
-            run.append(s)
-        first_seen = run[-1].latest_time
+        run = _trailing(samples, lambda s: s.lag is None and not s.caught_up and s.latest_time is not None)
+        first_seen = run[0].latest_time
         assert first_seen is not None
         if len(run) >= min(WARN_MIN_OBSERVATIONS, self.window) and now.latest_time > first_seen:
             return Health.WARN, f"never committed while new data arrived over {_sweeps(len(run))}"
@@ -367,16 +365,21 @@ def _last_rewind(samples: Sequence[_Sample]) -> int | None:
     return None
 
 
-def _stuck_run(samples: Sequence[_Sample]) -> list[_Sample]:
-    """The trailing samples that all hold the newest checkpoint (oldest first)."""
+def _trailing(samples: Sequence[_Sample], keep: Callable[[_Sample], bool]) -> list[_Sample]:
+    """The longest run of samples at the end of the window that all pass ``keep`` (oldest first)."""
     run: list[_Sample] = []
-    cursor = samples[-1].cursor
     for s in reversed(samples):
-        if cursor is None or s.cursor != cursor:
+        if not keep(s):
             break
         run.append(s)
     run.reverse()
     return run
+
+
+def _stuck_run(samples: Sequence[_Sample]) -> list[_Sample]:
+    """The trailing samples that all hold the newest checkpoint (oldest first)."""
+    cursor = samples[-1].cursor
+    return [] if cursor is None else _trailing(samples, lambda s: s.cursor == cursor)
 
 
 def _group(lag: GroupLag, shards: tuple[ShardHealth, ...]) -> GroupHealth:
@@ -384,14 +387,11 @@ def _group(lag: GroupLag, shards: tuple[ShardHealth, ...]) -> GroupHealth:
     max_lag = max(lags) if lags else None
     if not shards:
         return GroupHealth(lag.target, Health.OK, shards, None, "no shards")
+    if all(s.reason == _CAUGHT_UP for s in shards):
+        return GroupHealth(lag.target, Health.OK, shards, max_lag, "all shards caught up")
+    # The worst shard speaks for the group: highest status, then largest lag, then lowest id.
     worst = max(shards, key=lambda s: (s.status, s.lag_seconds or 0.0, -s.shard))
     bad = sum(1 for s in shards if s.status is not Health.OK)
-    if worst.status is Health.OK:
-        if all(s.reason == "caught up" for s in shards):
-            reason = "all shards caught up"
-        else:
-            reason = "no lag measured" if max_lag is None else f"max lag {format_duration(max_lag)}"
-        return GroupHealth(lag.target, Health.OK, shards, max_lag, reason)
     more = f" (+{bad - 1} more shards not OK)" if bad > 1 else ""
     return GroupHealth(
         lag.target, worst.status, shards, max_lag, f"shard {worst.shard}: {worst.reason}{more}"
