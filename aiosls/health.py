@@ -4,16 +4,17 @@ Pure: observations (:class:`~aiosls.models.GroupLag` / :class:`~aiosls.models.La
 verdicts come out. No I/O, no clock of its own: every time comes from the observation (``as_of``,
 ``update_time``, ``commit_age_seconds``), so a test can replay any history.
 
-The rules adapt LinkedIn Burrow's consumer lag evaluation rules (its wiki page "Consumer Lag
-Evaluation Rules") to SLS, where a shard's lag is a time (the console's "consumption delay", see
-https://www.alibabacloud.com/help/en/sls/user-guide/view-consumption-status) and every checkpoint
-carries its last commit time. Per shard, over the last ``window`` observations of its group, the
+The rules adapt Burrow's (https://github.com/linkedin/Burrow/wiki/Consumer-Lag-Evaluation-Rules)
+to SLS, where a shard's lag is a time (the consumer group latency of
+https://help.aliyun.com/en/sls/consumer-group-monitoring) and every checkpoint carries its last
+commit time. Per shard, over the last ``window`` observations of its group, the
 first rule that applies wins:
 
 1. **OK**, caught up: the checkpoint is the shard's end cursor (however old the last commit is:
    an idle shard has nothing to commit), or nothing was ever committed and there is nothing to read.
 2. **REWIND**: the checkpoint moved backwards (a reset or a reprocess) within the window and the lag
-   has not been back within ``allowed_lag`` since.
+   has not been back within ``allowed_lag`` since; a good sample before the rewind does not hide it
+   (linkedin/Burrow#716).
 3. **STOP**: there is unread data and the last commit is older than ``stop_after``. This needs one
    observation only (``commit_age_seconds``); an observation in the window that found the shard
    caught up moves the start of the clock to that observation, because a consumer with nothing to
@@ -60,8 +61,6 @@ __all__ = ["GroupHealth", "Health", "HealthEvaluator", "ShardHealth"]
 
 #: Observations WARN needs before judging a trend (fewer if the window itself is smaller).
 WARN_MIN_OBSERVATIONS: Final = 3
-#: Observations STALL needs: one commit that did not move the checkpoint is not a pattern.
-STALL_MIN_OBSERVATIONS: Final = 2
 # A checkpoint is base64 of a 64-bit integer's decimal digits: 20 digits at most (signed: 19 + sign).
 _MAX_CURSOR_DIGITS: Final = 20
 _CAUGHT_UP: Final = "caught up"
@@ -135,6 +134,7 @@ class _Sample:
     """What the evaluator keeps of one shard observation (small: ``window`` of them per shard)."""
 
     as_of: datetime
+    checkpoint: str
     cursor: int | None
     update_time: datetime | None
     lag: float | None
@@ -145,6 +145,7 @@ class _Sample:
 def _sample(shard: ShardLag, as_of: datetime) -> _Sample:
     return _Sample(
         as_of=as_of,
+        checkpoint=shard.checkpoint,
         cursor=decode_cursor(shard.checkpoint),
         update_time=shard.update_time,
         lag=shard.lag_seconds,
@@ -302,14 +303,14 @@ class HealthEvaluator:
         if any(self._fine(s) for s in samples):
             return Health.OK, f"lag {lag} within allowed {allowed} in the last {_sweeps(len(samples))}"
 
+        # "update_time moved while the checkpoint held" needs two observations by construction.
         stuck = _stuck_run(samples)
-        if len(stuck) >= STALL_MIN_OBSERVATIONS:
-            first, last = stuck[0].update_time, stuck[-1].update_time
-            if first is not None and last is not None and last > first:
-                return (
-                    Health.STALL,
-                    f"commits arrive but the checkpoint has not moved in {_sweeps(len(stuck))}, lag {lag}",
-                )
+        first, last = stuck[0].update_time, stuck[-1].update_time
+        if first is not None and last is not None and last > first:
+            return (
+                Health.STALL,
+                f"commits arrive but the checkpoint has not moved in {_sweeps(len(stuck))}, lag {lag}",
+            )
 
         # The trend is judged over the trailing samples that have a lag (a never-committed one has none).
         lags = [s.lag for s in _trailing(samples, lambda s: s.lag is not None) if s.lag is not None]
@@ -377,9 +378,9 @@ def _trailing(samples: Sequence[_Sample], keep: Callable[[_Sample], bool]) -> li
 
 
 def _stuck_run(samples: Sequence[_Sample]) -> list[_Sample]:
-    """The trailing samples that all hold the newest checkpoint (oldest first)."""
-    cursor = samples[-1].cursor
-    return [] if cursor is None else _trailing(samples, lambda s: s.cursor == cursor)
+    """The trailing samples that all hold the newest checkpoint (oldest first; never empty)."""
+    checkpoint = samples[-1].checkpoint
+    return _trailing(samples, lambda s: s.checkpoint == checkpoint)
 
 
 def _group(lag: GroupLag, shards: tuple[ShardHealth, ...]) -> GroupHealth:

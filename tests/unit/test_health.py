@@ -81,6 +81,17 @@ def up(cur: int, age: float = 3600.0) -> Step:
     return build
 
 
+def opaque(lag: float, age: float = 2.0) -> Step:
+    """A committed shard whose checkpoint is not a decimal cursor (compared as text only)."""
+
+    def build(t: float, shard: int) -> ShardLag:
+        as_of = T0 + timedelta(seconds=t)
+        update = as_of - timedelta(seconds=age)
+        return ShardLag(shard, "not a cursor!", "c", update, as_of - timedelta(seconds=lag), as_of, lag, age)
+
+    return build
+
+
 def never(newest_at: float | None = None) -> Step:
     """A never-committed shard; ``newest_at`` is when its newest data arrived (None: empty)."""
 
@@ -141,18 +152,8 @@ def test_ok(steps):
 
 
 def test_undecodable_cursor_is_not_compared():
-    evaluator = HealthEvaluator()
-    opaque = behind(900, 1)
-
-    def garbled(t: float, shard: int) -> ShardLag:
-        return ShardLag(shard, "not a cursor!", "c", T0, T0, T0, 900.0, 2.0)
-
-    verdicts = [
-        evaluator.observe(observation(0, behind(5, 100))),
-        evaluator.observe(observation(30, garbled)),
-    ]
-    verdicts.append(evaluator.observe(observation(60, opaque)))
-    assert [v.status for v in verdicts] == [OK, OK, OK]
+    steps = [(0, behind(5, 100)), (30, opaque(900)), (60, behind(900, 1))]
+    assert [v.status for v in run(HealthEvaluator(), steps)] == [OK, OK, OK]
 
 
 STOP_CASES = {
@@ -198,6 +199,7 @@ def test_stop_default_is_the_window_span_never_less_than_allowed_lag():
 
 STALL_CASES = {
     "checkpoint fixed, commits fresh": [(0, behind(100, 10)), (30, behind(130, 10))],
+    "opaque checkpoint fixed, commits fresh": [(0, opaque(100)), (30, opaque(130))],
     "moved, then stuck twice": [(0, behind(100, 5)), (30, behind(120, 10)), (60, behind(150, 10))],
 }
 
@@ -501,6 +503,7 @@ _steps = st.one_of(
     st.builds(behind, st.floats(0, 10_000), st.integers(1, 50), st.floats(0, 10_000), expired=st.booleans()),
     st.builds(up, st.integers(1, 50), st.floats(0, 100_000)),
     st.builds(never, st.none() | st.floats(-1000, 1000)),
+    st.builds(opaque, st.floats(0, 10_000), st.floats(0, 10_000)),
 )
 
 
