@@ -44,7 +44,6 @@ observation before it prevents that; sweep more often than ``stop_after`` to ben
 from __future__ import annotations
 
 import base64
-import collections
 import enum
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -131,27 +130,67 @@ def format_duration(seconds: float) -> str:
 
 @attrs.frozen(slots=True)
 class _Sample:
-    """What the evaluator keeps of one shard observation (small: ``window`` of them per shard)."""
+    """What the evaluator keeps of one shard observation: ``window`` of them per shard, so no
+    checkpoint text (how it compares with the one before is decided once, on arrival)."""
 
+    #: The observation's time (one object shared by every shard of the group's observation).
     as_of: datetime
-    checkpoint: str
-    cursor: int | None
-    update_time: datetime | None
+    #: ``update_time`` / ``latest_time`` as POSIX seconds (a float is half a datetime's size).
+    update_s: float | None
+    latest_s: float | None
     lag: float | None
     caught_up: bool
-    latest_time: datetime | None
+    #: The checkpoint is behind the previous observation's (both decodable cursors). Like
+    #: ``held``, never read on the window's first sample: its previous one is not in the window.
+    moved_back: bool
+    #: The checkpoint is the previous observation's.
+    held: bool
 
 
-def _sample(shard: ShardLag, as_of: datetime) -> _Sample:
-    return _Sample(
-        as_of=as_of,
-        checkpoint=shard.checkpoint,
-        cursor=decode_cursor(shard.checkpoint),
-        update_time=shard.update_time,
-        lag=shard.lag_seconds,
-        caught_up=shard.caught_up,
-        latest_time=shard.latest_time,
-    )
+def _timestamp(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+class _ShardHistory:
+    """One shard's window, plus the last two checkpoints (to compare the next one with)."""
+
+    __slots__ = ("before_last", "last", "samples", "window")
+
+    def __init__(self, window: int) -> None:
+        # A list trimmed by hand: a deque allocates a 64-slot block per shard, for ~10 samples.
+        self.samples: list[_Sample] = []
+        self.window = window
+        self.last: str | None = None  # checkpoint of samples[-1]
+        self.before_last: str | None = None  # checkpoint of samples[-2], for a replaced sample
+
+    def add(self, shard: ShardLag, as_of: datetime) -> None:
+        samples = self.samples
+        if samples and as_of <= samples[-1].as_of:
+            if as_of < samples[-1].as_of:
+                samples.clear()  # a clock that went back restarts the window
+            else:
+                samples.pop()  # the same sweep seen twice replaces itself
+                self.last = self.before_last
+        before, checkpoint = self.last, shard.checkpoint
+        held = moved_back = False
+        if before is not None:
+            held = checkpoint == before
+            old, new = decode_cursor(before), decode_cursor(checkpoint)
+            moved_back = old is not None and new is not None and new < old
+        self.before_last, self.last = before, checkpoint
+        if len(samples) == self.window:
+            del samples[0]
+        samples.append(
+            _Sample(
+                as_of=as_of,
+                update_s=_timestamp(shard.update_time),
+                latest_s=_timestamp(shard.latest_time),
+                lag=shard.lag_seconds,
+                caught_up=shard.caught_up,
+                moved_back=moved_back,
+                held=held,
+            )
+        )
 
 
 def _seconds(later: datetime, earlier: datetime) -> float:
@@ -194,7 +233,8 @@ class HealthEvaluator:
         self.allowed_lag = float(allowed_lag)
         self.window = window
         self.stop_after = None if stop_after is None else float(stop_after)
-        self._groups: dict[CheckpointTarget, dict[int, collections.deque[_Sample]]] = {}
+        self._allowed = format_duration(self.allowed_lag)  # in most reasons; format it once
+        self._groups: dict[CheckpointTarget, dict[int, _ShardHistory]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -257,17 +297,11 @@ class HealthEvaluator:
             del history[gone]  # merged or otherwise gone: a later shard of that id starts afresh
         verdicts = []
         for shard in lag.shards:
-            samples = history.get(shard.shard)
-            if samples is None:
-                samples = history[shard.shard] = collections.deque(maxlen=self.window)
-            if samples and lag.as_of <= samples[-1].as_of:
-                # The same sweep seen twice replaces itself; a clock that went back restarts the window.
-                if lag.as_of < samples[-1].as_of:
-                    samples.clear()
-                else:
-                    samples.pop()
-            samples.append(_sample(shard, lag.as_of))
-            status, reason = self._judge(shard, list(samples))
+            shard_history = history.get(shard.shard)
+            if shard_history is None:
+                shard_history = history[shard.shard] = _ShardHistory(self.window)
+            shard_history.add(shard, lag.as_of)
+            status, reason = self._judge(shard, shard_history.samples)
             verdicts.append(ShardHealth(shard.shard, status, shard.lag_seconds, reason))
         return _group(lag, tuple(verdicts))
 
@@ -278,7 +312,7 @@ class HealthEvaluator:
 
     def _judge(self, shard: ShardLag, samples: Sequence[_Sample]) -> tuple[Health, str]:
         now = samples[-1]
-        allowed = format_duration(self.allowed_lag)
+        allowed = self._allowed
         if now.caught_up:
             return Health.OK, _CAUGHT_UP
         if now.lag is None:
@@ -305,7 +339,7 @@ class HealthEvaluator:
 
         # "update_time moved while the checkpoint held" needs two observations by construction.
         stuck = _stuck_run(samples)
-        first, last = stuck[0].update_time, stuck[-1].update_time
+        first, last = stuck[0].update_s, stuck[-1].update_s
         if first is not None and last is not None and last > first:
             return (
                 Health.STALL,
@@ -343,12 +377,12 @@ class HealthEvaluator:
 
     def _never_committed(self, samples: Sequence[_Sample]) -> tuple[Health, str]:
         now = samples[-1]
-        if now.latest_time is None:
+        if now.latest_s is None:
             return Health.OK, "never committed, nothing to read"
-        run = _trailing(samples, lambda s: s.lag is None and not s.caught_up and s.latest_time is not None)
-        first_seen = run[0].latest_time
+        run = _trailing(samples, lambda s: s.lag is None and not s.caught_up and s.latest_s is not None)
+        first_seen = run[0].latest_s
         assert first_seen is not None
-        if len(run) >= min(WARN_MIN_OBSERVATIONS, self.window) and now.latest_time > first_seen:
+        if len(run) >= min(WARN_MIN_OBSERVATIONS, self.window) and now.latest_s > first_seen:
             return Health.WARN, f"never committed while new data arrived over {_sweeps(len(run))}"
         return Health.OK, "never committed (lag unknown)"
 
@@ -359,9 +393,9 @@ def _sweeps(n: int) -> str:
 
 def _last_rewind(samples: Sequence[_Sample]) -> int | None:
     """Index of the last sample whose checkpoint is behind the one before it, or None."""
+    # samples[0] compared itself with a sample that has left the window: not a move within it.
     for i in range(len(samples) - 1, 0, -1):
-        before, after = samples[i - 1].cursor, samples[i].cursor
-        if before is not None and after is not None and after < before:
+        if samples[i].moved_back:
             return i
     return None
 
@@ -377,10 +411,12 @@ def _trailing(samples: Sequence[_Sample], keep: Callable[[_Sample], bool]) -> li
     return run
 
 
-def _stuck_run(samples: Sequence[_Sample]) -> list[_Sample]:
+def _stuck_run(samples: Sequence[_Sample]) -> Sequence[_Sample]:
     """The trailing samples that all hold the newest checkpoint (oldest first; never empty)."""
-    checkpoint = samples[-1].checkpoint
-    return _trailing(samples, lambda s: s.checkpoint == checkpoint)
+    start = len(samples) - 1
+    while start > 0 and samples[start].held:
+        start -= 1
+    return samples[start:]
 
 
 def _group(lag: GroupLag, shards: tuple[ShardHealth, ...]) -> GroupHealth:

@@ -364,6 +364,15 @@ def test_the_same_sweep_twice_counts_once():
     assert verdicts[-1].shards[0].reason.endswith("1 of 3 sweeps to judge")
 
 
+def test_a_sweep_seen_again_is_compared_with_the_one_before():
+    # The repeat replaces t=30; compared with t=30 itself it would look held (a false STALL).
+    steps = [(0, behind(100, 10)), (30, behind(130, 20)), (30, behind(130, 20))]
+    assert [v.status for v in run(HealthEvaluator(), steps)] == [OK, OK, OK]
+    # And a rewind seen twice is still a rewind.
+    steps = [(0, behind(100, 10)), (30, behind(900, 5)), (30, behind(900, 5))]
+    assert [v.status for v in run(HealthEvaluator(), steps)] == [OK, REWIND, REWIND]
+
+
 def test_a_clock_that_goes_back_restarts_the_window():
     evaluator = HealthEvaluator()
     run(evaluator, [(100, behind(100, 10)), (130, behind(120, 20))])
