@@ -56,11 +56,11 @@ from ._text import safe_text
 from .errors import NotFoundError
 from .models import CheckpointTarget, GroupLag, LagResult, ShardLag
 
-__all__ = ["GroupHealth", "Health", "HealthEvaluator", "ShardHealth"]
+__all__ = ["GroupHealth", "Health", "HealthEvaluator", "ShardHealth", "decode_cursor", "format_duration"]
 
 #: Observations WARN needs before judging a trend (fewer if the window itself is smaller).
 WARN_MIN_OBSERVATIONS: Final = 3
-# A checkpoint is base64 of a 64-bit integer's decimal digits: 20 digits at most (signed: 19 + sign).
+# A checkpoint is base64 of a 64-bit integer's decimal digits: 20 digits at most.
 _MAX_CURSOR_DIGITS: Final = 20
 _CAUGHT_UP: Final = "caught up"
 
@@ -104,16 +104,16 @@ def decode_cursor(cursor: str) -> int | None:
     Cursors are opaque to clients, but the official SDKs decode them the same way to step back
     one package; we only compare them, to see a checkpoint move backwards.
     """
-    if not cursor or len(cursor) > 4 * ((_MAX_CURSOR_DIGITS + 3) // 3):
+    if not cursor or len(cursor) > 4 * ((_MAX_CURSOR_DIGITS + 2) // 3):
         return None
     try:
-        text = base64.b64decode(cursor, validate=True).decode("ascii")
-    except ValueError:  # binascii.Error, non-ASCII text, non-ASCII bytes
+        digits = base64.b64decode(cursor, validate=True)
+    except ValueError:  # binascii.Error, or text that is not ASCII
         return None
-    digits = text[1:] if text.startswith("-") else text
-    if not digits.isdigit():
+    # bytes.isdigit() is ASCII only: no other script's digits, no sign, no spaces.
+    if not digits.isdigit() or len(digits) > _MAX_CURSOR_DIGITS:
         return None
-    return int(text)
+    return int(digits)
 
 
 def format_duration(seconds: float) -> str:

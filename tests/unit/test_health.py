@@ -462,12 +462,16 @@ def test_health_codes_are_the_metric_codes():
     ("text", "value"),
     [
         ("MTUyNDE1NTM3OTM3MzkwODQ5Ng==", 1524155379373908496),
-        (cursor(-5), -5),
+        (cursor(0), 0),
+        (cursor(2**64 - 1), 2**64 - 1),
+        (base64.b64encode(b"-5").decode(), None),
+        (base64.b64encode(b" 5").decode(), None),
         ("", None),
         ("not base64!", None),
         (base64.b64encode(b"12a").decode(), None),
         (base64.b64encode(b"\xff\xfe").decode(), None),
         (base64.b64encode("١٢".encode()).decode(), None),  # Arabic-Indic digits are not SLS's
+        (cursor(10**20), None),  # 21 digits: more than any 64-bit integer has
         (cursor(10**25), None),
         (base64.b64encode(b"-").decode(), None),
     ],
@@ -476,7 +480,7 @@ def test_decode_cursor(text, value):
     assert decode_cursor(text) == value
 
 
-@given(st.integers(min_value=-(2**63), max_value=2**64 - 1))
+@given(st.integers(min_value=0, max_value=2**64 - 1))
 def test_decode_cursor_round_trips(n):
     assert decode_cursor(cursor(n)) == n
 
@@ -484,9 +488,7 @@ def test_decode_cursor_round_trips(n):
 @given(st.text(max_size=80))
 def test_decode_cursor_never_raises(text):
     value = decode_cursor(text)
-    assert value is None or base64.b64decode(text).decode().lstrip("-").lstrip("0") == str(abs(value)).lstrip(
-        "0"
-    )
+    assert value is None or int(base64.b64decode(text)) == value
 
 
 @pytest.mark.parametrize(
