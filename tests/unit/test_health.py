@@ -537,3 +537,15 @@ def test_group_status_is_the_worst_shard(sweeps, window):
         assert verdict.max_lag_seconds == (max(lags) if lags else None)
         assert all(s.reason for s in verdict.shards)
         assert verdict.reason
+
+
+@given(st.lists(st.lists(_steps, min_size=1, max_size=3), min_size=1, max_size=15), st.integers(1, 5))
+def test_only_the_last_window_observations_matter(sweeps, window):
+    # What the evaluator keeps is bounded by the window: a fresh evaluator fed only the last
+    # `window` sweeps reaches the same verdict as one that saw them all.
+    everything = HealthEvaluator(window=window)
+    verdicts = [everything.observe(observation(30 * i, *shards)) for i, shards in enumerate(sweeps)]
+    recent = HealthEvaluator(window=window)
+    start = max(0, len(sweeps) - window)
+    tail = [recent.observe(observation(30 * i, *sweeps[i])) for i in range(start, len(sweeps))]
+    assert tail[-1] == verdicts[-1]
