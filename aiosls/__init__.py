@@ -27,6 +27,7 @@ from .errors import (
     ValidationError,
 )
 from .fanout import CheckpointStream, LagStream
+from .health import GroupHealth, Health, HealthEvaluator, ShardHealth
 from .models import (
     CheckpointResult,
     CheckpointTarget,
@@ -66,7 +67,10 @@ __all__ = [
     "Credentials",
     "CredentialsProvider",
     "EnvironmentCredentialsProvider",
+    "GroupHealth",
     "GroupLag",
+    "Health",
+    "HealthEvaluator",
     "HttpRequest",
     "HttpResponse",
     "InMemoryTransport",
@@ -80,6 +84,7 @@ __all__ = [
     "ServiceClosedError",
     "Shard",
     "ShardCheckpoint",
+    "ShardHealth",
     "ShardLag",
     "SlsError",
     "StaticCredentialsProvider",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from . import _sansio
 from ._http import HttpResponse
 from .errors import SlsError
+from .health import decode_cursor
 from .models import CheckpointTarget, GroupLag, LagResult, ShardCheckpoint, ShardLag
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ __all__ = [
     "DEFAULT_CURSOR_TIME_CACHE",
     "CursorTimeCache",
     "LagSweep",
-    "cursor_value",
     "previous_cursor",
 ]
 
@@ -57,20 +56,9 @@ DEFAULT_CURSOR_TIME_CACHE: Final = 100_000
 _SHARDS_AT_ONCE: Final = 8
 
 
-def cursor_value(cursor: str) -> int | None:
-    """The integer inside a cursor (base64 of its decimal text), or None if it is not one."""
-    try:
-        text = base64.b64decode(cursor.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        return None
-    if not text.isdigit() or len(text) > 20:
-        return None
-    return int(text)
-
-
 def previous_cursor(cursor: str) -> str | None:
     """The cursor just before ``cursor`` (of the last package read before it), or None."""
-    value = cursor_value(cursor)
+    value = decode_cursor(cursor)
     if value is None or value == 0:
         return None
     return base64.b64encode(str(value - 1).encode("ascii")).decode("ascii")
@@ -230,11 +218,11 @@ class LagSweep:
         # The package before the checkpoint is not there: the checkpoint is at or before the
         # oldest retained data (a reprocess from the beginning, or data the TTL deleted), or
         # past the end. Measure from the oldest data rather than silently snapping to it.
-        value, end_value = cursor_value(checkpoint), cursor_value(end.cursor)
+        value, end_value = decode_cursor(checkpoint), decode_cursor(end.cursor)
         if value is not None and end_value is not None and value >= end_value:
             return None, False, True
         begin = await self._edge(project, logstore, shard, "begin", limits)
-        begin_value = cursor_value(begin.cursor)
+        begin_value = decode_cursor(begin.cursor)
         expired = value is not None and begin_value is not None and value < begin_value
         return begin.seconds, expired, False
 
