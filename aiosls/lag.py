@@ -17,8 +17,10 @@ Call economy, because read quota is what runs out at fleet scale:
 
 For G groups over L logstores of S shards a first sweep sends at most ``G + 2*L*S + G*S``
 requests and a repeated one with unchanged checkpoints at most ``G + 2*L*S`` (GetCursor ``end``
-is always asked; its time only when the end moved). Expired checkpoints cost two more
-requests per shard (the oldest data's cursor and time).
+is always asked; its time only when the end moved). A checkpoint at or before the oldest
+retained data (expired, or a reprocess from the beginning) costs the shard's ``begin`` cursor
+and its time, once per sweep and logstore shard; the refused cursor before it is remembered,
+so a repeated sweep asks only GetCursor ``begin`` again (and its time if retention moved).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -72,8 +74,21 @@ def _time(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
+async def _all(coroutines: Iterable[Coroutine[object, object, _P]]) -> list[_P]:
+    """``gather``, except that the first failure cancels the rest: a group whose shard failed
+    has its result already, so its other shards must not go on spending quota."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
 class CursorTimeCache:
-    """A bounded LRU of ``(project, logstore, shard, cursor) -> receive time`` (unix seconds)."""
+    """A bounded LRU of ``(project, logstore, shard, cursor) -> receive time`` (unix seconds;
+    -1 for a cursor before the oldest retained data, which stays unreadable)."""
 
     def __init__(self, size: int = DEFAULT_CURSOR_TIME_CACHE) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -110,6 +125,9 @@ class _Edge:
 
 
 _RETRY: Final = object()
+#: Cached for a cursor before the oldest retained data (GetCursorTime answered InvalidCursor):
+#: retention only moves forward, so it never becomes readable again. Real times are >= 0.
+_BEFORE_BEGIN: Final = -1
 
 
 class LagSweep:
@@ -148,9 +166,7 @@ class LagSweep:
             if len(batch) == 1:
                 shards.append(await self._shard_lag(target, batch[0], as_of, limits))
             else:
-                shards.extend(
-                    await asyncio.gather(*(self._shard_lag(target, cp, as_of, limits) for cp in batch))
-                )
+                shards.extend(await _all(self._shard_lag(target, cp, as_of, limits) for cp in batch))
         return GroupLag(target, tuple(shards), as_of)
 
     def _call(
@@ -209,7 +225,8 @@ class LagSweep:
         """(receive time of the last consumed package, expired, caught up) for a checkpoint
         that is not the end cursor."""
         before = previous_cursor(checkpoint)
-        if before is not None:
+        key = (project, logstore, shard, before or "")
+        if before is not None and self._times.get(key) != _BEFORE_BEGIN:
             try:
                 return await self._cursor_time(project, logstore, shard, before, limits), False, False
             except SlsError as exc:
@@ -223,6 +240,10 @@ class LagSweep:
             return None, False, True
         begin = await self._edge(project, logstore, shard, "begin", limits)
         begin_value = decode_cursor(begin.cursor)
+        if value is not None and begin_value is not None and before is not None and value - 1 < begin_value:
+            # The retained data only ever starts later: this cursor stays invalid, so the next
+            # sweep goes straight to the oldest data instead of asking again.
+            self._times.put(key, _BEFORE_BEGIN)
         expired = value is not None and begin_value is not None and value < begin_value
         return begin.seconds, expired, False
 
@@ -277,7 +298,7 @@ class LagSweep:
     ) -> int:
         key = (project, logstore, shard, cursor)
         seconds = self._times.get(key)
-        if seconds is None:
+        if seconds is None or seconds == _BEFORE_BEGIN:
             op = _sansio.get_cursor_time(project, logstore, shard, cursor)
             seconds = await self._call(op, _sansio.parse_cursor_time, limits)
             self._times.put(key, seconds)

@@ -511,3 +511,46 @@ async def test_a_cursor_time_cache_of_zero_remembers_nothing() -> None:
         sls.calls.clear()
         [r async for r in svc.get_lag_many(targets_of(sls))]
     assert sls.count("GetCursorTime") == 4  # every checkpoint and the end, again
+
+
+async def test_a_repeated_sweep_remembers_cursors_before_the_oldest_data() -> None:
+    sls = FakeSls()
+    sls.add("app", {0: FakeShard(300, 500), 1: FakeShard(300, 500)})
+    sls.group("app", "expired", {0: 120, 1: 299})
+    sls.group("app", "reprocess", {0: 300, 1: 300})
+    targets = targets_of(sls)
+    async with make(sls) as svc:
+        first = {r.target.consumer_group: r.unwrap() async for r in svc.get_lag_many(targets)}
+        sls.calls.clear()
+        second = {r.target.consumer_group: r.unwrap() async for r in svc.get_lag_many(targets)}
+    assert first == second
+    assert [s.expired for s in second["expired"].shards] == [True, True]
+    assert [s.expired for s in second["reprocess"].shards] == [False, False]
+    assert {s.lag_seconds for g in second.values() for s in g.shards} == {199.0}
+    # G + 2*L*S: GetCheckPoint per group, GetCursor end and begin per shard; no refused cursor again.
+    assert Counter(c[0] for c in sls.calls) == {"GetCheckPoint": 2, "GetCursor": 4}
+
+
+async def test_a_shard_that_fails_stops_its_group_s_other_shards() -> None:
+    sls = FakeSls()
+    sls.add("app", {0: FakeShard(100, 500), 1: FakeShard(100, 500)})
+    sls.group("app", "cg", {0: 400, 1: 300})
+    sls.override[("GetCursorTime", cursor(399))] = sls_error(403, "ReadQuotaExceed", "quota")
+    never = asyncio.Event()
+    hanging: list[asyncio.Task[object]] = []
+
+    async def hangs_on_shard_1(request: HttpRequest) -> HttpResponse:
+        if split(request)[1].get("cursor") == cursor(299):
+            task = asyncio.current_task()
+            assert task is not None
+            hanging.append(task)
+            await never.wait()
+        return sls(request)
+
+    async with make(sls, handler=hangs_on_shard_1, retry=NO_RETRY) as svc:
+        (result,) = [r async for r in svc.get_lag_many(targets_of(sls))]
+        (task,) = hanging
+        # Cancelled when its sibling failed, before the group's result was handed out.
+        assert task.cancelling() == 1 or task.cancelled()
+        await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(result.error, ThrottlingError)
