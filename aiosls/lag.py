@@ -6,6 +6,8 @@ of a consumer group"). The checkpoint is the cursor of the *next* package to rea
 consumed package is the one just before it: its time is GetCursorTime of ``checkpoint - 1``
 (cursors are base64 of a decimal integer). The newest data's time is GetCursorTime of ``end -
 1``. A checkpoint equal to the end cursor is caught up (lag 0), however long ago the last write.
+A checkpoint that is no cursor at all (not base64 of an integer) has no known position: its lag
+is None rather than a number made up from the oldest data.
 
 Call economy, because read quota is what runs out at fleet scale:
 
@@ -199,7 +201,12 @@ class LagSweep:
             )
             if caught_up:
                 consumed = latest
-            lag = 0.0 if latest is None or consumed is None else float(max(0, latest - consumed))
+            if latest is None:
+                lag = 0.0  # nothing retained to be behind on
+            elif consumed is None:
+                lag = None  # unknown (a checkpoint that is no cursor): not made up
+            else:
+                lag = float(max(0, latest - consumed))
         return ShardLag(
             shard=shard,
             checkpoint=cp.checkpoint,
@@ -236,15 +243,17 @@ class LagSweep:
         # oldest retained data (a reprocess from the beginning, or data the TTL deleted), or
         # past the end. Measure from the oldest data rather than silently snapping to it.
         value, end_value = decode_cursor(checkpoint), decode_cursor(end.cursor)
-        if value is not None and end_value is not None and value >= end_value:
+        if value is None:
+            return None, False, False  # not a cursor: no position to measure from
+        if end_value is not None and value >= end_value:
             return None, False, True
         begin = await self._edge(project, logstore, shard, "begin", limits)
         begin_value = decode_cursor(begin.cursor)
-        if value is not None and begin_value is not None and before is not None and value - 1 < begin_value:
+        if begin_value is not None and before is not None and value - 1 < begin_value:
             # The retained data only ever starts later: this cursor stays invalid, so the next
             # sweep goes straight to the oldest data instead of asking again.
             self._times.put(key, _BEFORE_BEGIN)
-        expired = value is not None and begin_value is not None and value < begin_value
+        expired = begin_value is not None and value < begin_value
         return begin.seconds, expired, False
 
     async def _edge(

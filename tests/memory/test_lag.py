@@ -554,3 +554,34 @@ async def test_a_shard_that_fails_stops_its_group_s_other_shards() -> None:
         assert task.cancelling() == 1 or task.cancelled()
         await asyncio.gather(task, return_exceptions=True)
     assert isinstance(result.error, ThrottlingError)
+
+
+async def test_a_checkpoint_that_is_no_cursor_has_an_unknown_lag_not_a_made_up_one() -> None:
+    sls = FakeSls()
+    sls.add("app", {0: FakeShard(300, 500), 1: FakeShard(300, 500)})
+    sls.group("app", "cg", {0: None, 1: 450})
+    opaque = base64.b64encode(b"not-a-cursor").decode()
+    update_us = (NOW_S - 5) * 1_000_000
+
+    def with_opaque(request: HttpRequest) -> HttpResponse:
+        response = sls(request)
+        if request.operation != "GetCheckPoint":
+            return response
+        return ok(
+            [
+                {"shard": 0, "checkpoint": opaque, "updateTime": update_us, "consumer": "c-0"},
+                {"shard": 1, "checkpoint": cursor(450), "updateTime": update_us, "consumer": "c-1"},
+            ]
+        )
+
+    async with make(sls, handler=with_opaque) as svc:
+        lag = await svc.get_lag(P, "app", "cg")
+    opaque_shard, fine = lag.shards
+    assert opaque_shard.checkpoint == opaque
+    assert opaque_shard.lag_seconds is None
+    assert opaque_shard.consumed_time is None
+    assert (opaque_shard.expired, opaque_shard.caught_up) == (False, False)
+    assert opaque_shard.commit_age_seconds == 5.0
+    assert fine.lag_seconds == 50.0
+    assert (lag.lag_seconds, lag.worst_shard) == (50.0, 1)
+    assert sls.count("GetCursor", query="begin") == 0  # no "oldest data" to make a lag up from
