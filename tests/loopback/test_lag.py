@@ -253,3 +253,21 @@ async def test_throttling_that_outlasts_the_retries_fails_only_the_targets_it_hi
     for r in fine:
         i = int(r.target.consumer_group[2:])
         assert lags(r.unwrap()) == [float(10 * i), 5.0]
+
+
+async def test_scan_lag_takes_the_same_logstore_filter_as_scan(env) -> None:
+    _, svc, _ = env
+    results = [r async for r in svc.scan_lag(A, logstore_filter="old-*")]
+    assert sorted(r.target.consumer_group for r in results) == [
+        "cg-expired",
+        "cg-lag",
+        "cg-never",
+        "cg-reprocess",
+    ]
+    assert all(r.target.logstore == "old-log" for r in results)
+    assert {r.target.consumer_group: r.unwrap().lag_seconds for r in results} == {
+        "cg-expired": 3000.0,
+        "cg-lag": 90.0,
+        "cg-never": None,
+        "cg-reprocess": None,
+    }
