@@ -35,7 +35,9 @@ ENV_ENDPOINT: Final = "ALIBABA_CLOUD_SLS_ENDPOINT"
 GRANULARITIES: Final = ("group", "shard")
 Granularity = Literal["group", "shard"]
 #: Labels the exporter sets itself; an extra label may not reuse them.
-RESERVED_LABELS: Final = frozenset({"project", "logstore", "consumer_group", "shard", "le", "job", "instance"})
+RESERVED_LABELS: Final = frozenset(
+    {"project", "logstore", "consumer_group", "shard", "le", "job", "instance"}
+)
 _LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _LISTEN: Final = re.compile(r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]*):(?P<port>[0-9]{1,5})")
 MAX_CONCURRENCY: Final = 10_000
@@ -154,7 +156,7 @@ def load_config(
     unknown = sorted(set(top) - set(_TOP_ONLY) - set(_TARGET_KEYS) - {"targets"})
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown key")
-    defaults = {k: top[k] for k in _TARGET_KEYS if k in top}
+    defaults: dict[str, Any] = {k: top[k] for k in _TARGET_KEYS if k in top}
     targets: list[TargetConfig] = []
     if demo:
         return ExporterConfig(targets=(), **cfg_kwargs)
@@ -259,7 +261,7 @@ def _labels(value: object, prefix: str) -> dict[str, str]:
             pairs[key] = val
         value = pairs
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{prefix}labels: must be a table of name = \"value\"")
+        raise ConfigError(f'{prefix}labels: must be a table of name = "value"')
     out: dict[str, str] = {}
     for key, val in value.items():
         if not isinstance(key, str) or not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
@@ -314,6 +316,10 @@ def _target(values: Mapping[str, Any], prefix: str, env: Mapping[str, str]) -> T
         consumer_group_include=_regex(values, "consumer_group_include", prefix),
         consumer_group_exclude=_regex(values, "consumer_group_exclude", prefix),
         labels=_labels(values.get("labels", {}), prefix),
-        concurrency=_number(values, "concurrency", 64, integer=True, low=1, high=MAX_CONCURRENCY, prefix=prefix),
-        timeout=None if timeout is None else _number(values, "timeout", 0.0, low=0.001, high=3600.0, prefix=prefix),
+        concurrency=_number(
+            values, "concurrency", 64, integer=True, low=1, high=MAX_CONCURRENCY, prefix=prefix
+        ),
+        timeout=None
+        if timeout is None
+        else _number(values, "timeout", 0.0, low=0.001, high=3600.0, prefix=prefix),
     )

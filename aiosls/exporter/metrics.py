@@ -218,7 +218,7 @@ def _families(snap: Snapshot) -> list[_Family]:
         ),
         _Family(
             "aiosls_exporter_sweep_duration_seconds",
-            "Wall time of a complete sweep (every target, then the rendering).",
+            "Wall time of a sweep: reading every target's lag and judging it (rendering excluded).",
             "histogram",
             "seconds",
             histogram,
@@ -290,7 +290,8 @@ async def render(snap: Snapshot, *, chunk: int = CHUNK, gzip_level: int = 1) -> 
             add("text", text if first else lines)
             if first:
                 empty = Metric(metric.name, metric.documentation, metric.type, metric.unit)
-                add("openmetrics", openmetrics.generate_latest(_One(empty))[: -len(_EOF)])
+                header: bytes = openmetrics.generate_latest(_One(empty))  # type: ignore[no-untyped-call]
+                add("openmetrics", header[: -len(_EOF)])
             add("openmetrics", lines)
             return
         for fmt, (renderer, _) in FORMATS.items():
