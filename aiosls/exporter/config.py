@@ -172,6 +172,17 @@ def load_config(
     # Projects given as flags (or at the top of a file without [[targets]]) are one more target.
     if "projects" in top or not targets:
         targets.append(_target(defaults, "", env))
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for i, target in enumerate(targets):
+        for project in target.projects:
+            key = (project, tuple(sorted(target.labels.items())))
+            if key in seen:
+                where = f"targets[{i}]." if i < len(file_targets) else ""
+                raise ConfigError(
+                    f"{where}projects: {project!r} is swept twice with the same labels "
+                    "(give the targets different labels, e.g. region)"
+                )
+            seen.add(key)
     return ExporterConfig(targets=tuple(targets), **cfg_kwargs)
 
 
