@@ -175,14 +175,14 @@ def load_config(
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     for i, target in enumerate(targets):
         for project in target.projects:
-            key = (project, tuple(sorted(target.labels.items())))
-            if key in seen:
+            series = (project, tuple(sorted(target.labels.items())))
+            if series in seen:
                 where = f"targets[{i}]." if i < len(file_targets) else ""
                 raise ConfigError(
                     f"{where}projects: {project!r} is swept twice with the same labels "
                     "(give the targets different labels, e.g. region)"
                 )
-            seen.add(key)
+            seen.add(series)
     return ExporterConfig(targets=tuple(targets), **cfg_kwargs)
 
 

@@ -72,9 +72,12 @@ def test_file_targets_inherit_top_level_keys_and_flags_win() -> None:
         "group",
     )
     first, second = cfg.targets
-    assert first.region == "cn-hangzhou" and dict(first.labels) == {"env": "prod"}
-    assert first.logstore_wanted("app-log") and not first.logstore_wanted("audit")
-    assert first.consumer_group_wanted("cg-main") and not first.consumer_group_wanted("cg-test")
+    assert first.region == "cn-hangzhou"
+    assert dict(first.labels) == {"env": "prod"}
+    assert first.logstore_wanted("app-log")
+    assert not first.logstore_wanted("audit")
+    assert first.consumer_group_wanted("cg-main")
+    assert not first.consumer_group_wanted("cg-test")
     assert (second.region, second.concurrency) == ("cn-shanghai", 16)
     assert dict(second.labels) == {"env": "prod", "region": "cn-shanghai"}
 
@@ -135,7 +138,8 @@ def test_unreadable_file() -> None:
 
 def test_demo_needs_no_target() -> None:
     cfg = load({"demo": True}, env={})
-    assert cfg.demo and cfg.targets == ()
+    assert cfg.demo
+    assert cfg.targets == ()
 
 
 def test_the_shipped_example_config_loads() -> None:
@@ -143,7 +147,8 @@ def test_the_shipped_example_config_loads() -> None:
 
     path = Path(__file__).parents[2] / "examples" / "exporter.toml"
     cfg = load_config({"config": str(path)}, environ={})
-    assert cfg.targets and all(t.projects for t in cfg.targets)
+    assert len(cfg.targets) == 2
+    assert all(t.projects for t in cfg.targets)
 
 
 def test_a_project_swept_twice_with_the_same_labels_is_refused() -> None:
