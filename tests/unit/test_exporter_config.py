@@ -152,7 +152,8 @@ def test_the_shipped_example_config_loads() -> None:
 
 
 def test_a_project_swept_twice_with_the_same_labels_is_refused() -> None:
-    twice = b"[[targets]]\nprojects=['ppp']\n[[targets]]\nprojects=['ppp']\nendpoint='cn-beijing.log.aliyuncs.com'"
+    twice = b"[[targets]]\nprojects=['ppp']"
+    twice += b"\n[[targets]]\nprojects=['ppp']\nendpoint='cn-beijing.log.aliyuncs.com'"
     with pytest.raises(ConfigError, match=r"^targets\[1\]\.projects: 'ppp' is swept twice"):
         load({}, twice)
     cfg = load({}, twice.replace(b"endpoint=", b"labels={region='bj'}\nendpoint="))
