@@ -82,9 +82,11 @@ async def start_server(exporter: Exporter, host: str, port: int) -> tuple[web.Ap
 
     No access log: a scrape every 15 s is noise, not news.
     """
-    runner = web.AppRunner(make_app(exporter), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        make_app(exporter), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except BaseException:
