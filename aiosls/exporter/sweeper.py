@@ -117,6 +117,11 @@ class Exporter:
         #: Beats skipped because a sweep overran the interval.
         self.skipped = 0
 
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        """What each sweep reads."""
+        return self._sources
+
     # --- one sweep ------------------------------------------------------------------------------
 
     async def sweep_once(self) -> SweepStats:

@@ -36,11 +36,13 @@ class Gate:
     def __init__(self, *sweeps: Sequence[LagResult]) -> None:
         self.sweeps = list(sweeps)
         self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
         self.calls = 0
 
     async def __call__(self) -> Sequence[LagResult]:
         self.calls += 1
         if self.calls > 1:
+            self.waiting.set()
             await self.release.wait()
         return self.sweeps.pop(0) if len(self.sweeps) > 1 else self.sweeps[0]
 
@@ -124,16 +126,17 @@ async def test_scrapes_during_a_sweep_serve_the_last_completed_one(served) -> No
     exporter, base, session = served
     await exporter.sweep_once()
     _, _, before = await get(session, base + "/metrics")
+    gates = [source.sweep for source in exporter.sources]
     sweeping = asyncio.create_task(exporter.sweep_once())
-    while sum(s.sweep.calls for s in exporter._sources) < 4:  # type: ignore[attr-defined]
-        await asyncio.sleep(0)
+    for gate in gates:
+        await gate.waiting.wait()  # type: ignore[attr-defined]
     # The second sweep is stuck in SLS: every scrape answers at once, with the first sweep's data.
     for _ in range(3):
         status, _, body = await get(session, base + "/metrics")
         assert status == 200
         assert body == before
-    for source in exporter._sources:
-        source.sweep.release.set()  # type: ignore[attr-defined]
+    for gate in gates:
+        gate.release.set()  # type: ignore[attr-defined]
     await sweeping
     _, _, after = await get(session, base + "/metrics")
     assert after != before
