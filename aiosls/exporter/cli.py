@@ -217,6 +217,7 @@ async def _serve(cfg: ExporterConfig, environ: Mapping[str, str], err: TextIO) -
             window=cfg.window,
             stop_after=cfg.stop_after,
             granularity=cfg.granularity,
+            freeze_gc=True,  # this process runs the exporter only
         )
         try:
             runner, port = await start_server(exporter, cfg.host, cfg.port)

@@ -39,8 +39,32 @@ FORMATS: Final[Mapping[str, tuple[Callable[[Any], bytes], str]]] = {
 }
 #: Buckets of ``aiosls_exporter_sweep_duration_seconds``: from a small fleet to a slow big one.
 DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-#: Series per chunk: ~5 ms of rendering on a laptop, so a scrape never waits long behind it.
+#: Most series rendered in one call of the library's renderer.
 CHUNK: Final = 250
+#: Longest stretch of CPU work between two yields to the event loop: a scrape (or a response
+#: the sweep awaits) waits at most about this long behind the rendering or the judging.
+SLICE: Final = 0.004
+
+
+class Slicer:
+    """Cuts long CPU work into slices: ``await slicer.tick()`` yields to the loop once the
+    current slice has run for ``SLICE`` seconds (time-based, so slow machines stay responsive)."""
+
+    def __init__(self, budget: float = SLICE) -> None:
+        self._budget = budget
+        self._start = time.perf_counter()
+
+    def due(self) -> bool:
+        """True once the current slice has used its budget."""
+        return time.perf_counter() - self._start >= self._budget
+
+    async def tick(self) -> None:
+        """Yield to the event loop if the current slice is used up."""
+        if self.due():
+            await asyncio.sleep(0)
+            self._start = time.perf_counter()
+
+
 _EOF: Final = b"# EOF\n"
 #: Rows of the HTML status page (worst first); the rest is counted, not listed.
 HTML_ROWS: Final = 500
@@ -269,9 +293,12 @@ def _strip_header(body: bytes) -> bytes:
     return body[start:]
 
 
-async def render(snap: Snapshot, *, chunk: int = CHUNK, gzip_level: int = 1) -> Rendered:
-    """Render ``snap`` into every format of :data:`FORMATS` (and gzip), yielding to the loop
-    between chunks of ``chunk`` series."""
+async def render(
+    snap: Snapshot, *, chunk: int = CHUNK, gzip_level: int = 1, slicer: Slicer | None = None
+) -> Rendered:
+    """Render ``snap`` into every format of :data:`FORMATS` (and gzip), at most ``chunk``
+    series per renderer call, yielding to the loop every :data:`SLICE` seconds of work."""
+    slicer = slicer or Slicer()
     parts: dict[str, list[bytes]] = {fmt: [] for fmt in FORMATS}
     zips = {fmt: zlib.compressobj(gzip_level, zlib.DEFLATED, 31) for fmt in FORMATS}
     zipped: dict[str, list[bytes]] = {fmt: [] for fmt in FORMATS}
@@ -303,21 +330,23 @@ async def render(snap: Snapshot, *, chunk: int = CHUNK, gzip_level: int = 1) -> 
     for fam in _families(snap):
         metric = Metric(fam.name, fam.documentation, fam.type, fam.unit)
         first = True
+        step = max(1, min(chunk, 25))
         for suffix, labels, value in fam.samples():
             metric.add_sample(fam.name + suffix, dict(labels), value)
             series += 1
-            if len(metric.samples) >= chunk:
+            if len(metric.samples) % step == 0 and (len(metric.samples) >= chunk or slicer.due()):
                 emit(metric, first)
                 first = False
                 metric = Metric(fam.name, fam.documentation, fam.type, fam.unit)
-                await asyncio.sleep(0)
+                await slicer.tick()
         if first or metric.samples:
             emit(metric, first)
-        await asyncio.sleep(0)
+        await slicer.tick()
     parts["openmetrics"].append(_EOF)
     zipped["openmetrics"].append(zips["openmetrics"].compress(_EOF))
     for fmt in FORMATS:
         zipped[fmt].append(zips[fmt].flush())
+    await slicer.tick()
     page = _html(snap)
     return Rendered(
         bodies={fmt: b"".join(p) for fmt, p in parts.items()},
