@@ -222,15 +222,13 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(
-        f"exporter: {result['groups']} groups x {result['shards']} shards, granularity {result['granularity']}"
-    )
+    print(f"exporter: {result['groups']} groups x {result['shards']} shards, {result['granularity']} series")
     for i, s in enumerate(result["sweeps"]):
         kind = "first " if i == 0 else "steady"
         print(
             f"  sweep {i + 1} ({kind}): {s['wall_s']:7.2f} s wall ({s['sweep_s']:.2f} s SLS, "
-            f"{s['render_s']:.2f} s render), {s['cpu_s']:.2f} s CPU, {s['requests']} requests, {s['series']} series, "
-            f"{s['not_ok']} not OK, {s['err']} ERR"
+            f"{s['render_s']:.2f} s render), {s['cpu_s']:.2f} s CPU, {s['requests']} requests, "
+            f"{s['series']} series, {s['not_ok']} not OK, {s['err']} ERR"
         )
     sc = result["scrape_ms"]
     print(
