@@ -82,10 +82,10 @@ def make_seed(groups: int, shards: int, rng: random.Random) -> dict[str, Any]:
             "history_rate": 1,
             "consumer_groups": {
                 f"cg-{i:05d}": {
-                    "checkpoints": [
-                        {"shard": s, "lag_seconds": rng.choice((0, 5, 60, 600)), "consumer": f"c-{i}"}
+                    "checkpoints": {
+                        str(s): {"lag_seconds": rng.choice((0, 5, 60, 600)), "consumer": f"c-{i}"}
                         for s in range(shards)
-                    ]
+                    }
                 }
                 for i in names
             },

@@ -146,7 +146,16 @@ DEMO_BEHAVIOURS: Final = ("healthy", "slow", "stalled", "stopped", "rewinding")
 
 def demo_seed() -> dict[str, Any]:
     """A live fleet: one group per simulated behaviour on a logstore written to continuously."""
-    groups = {f"cg-{b}": {"simulate": b, "checkpoints": _lagged(4, 5.0)} for b in DEMO_BEHAVIOURS}
+    lag = {"slow": 120, "stalled": 900, "stopped": 1800}
+    groups = {
+        f"cg-{b}": {
+            "simulate": b,
+            "checkpoints": {
+                str(i): {"lag_seconds": lag.get(b, 0), "consumer": f"{b}-consumer"} for i in range(4)
+            },
+        }
+        for b in DEMO_BEHAVIOURS
+    }
     return {
         "projects": {
             DEMO_PROJECT: {
@@ -154,25 +163,21 @@ def demo_seed() -> dict[str, Any]:
                     "app-log": {
                         "shards": 4,
                         "write_rate": 5,
-                        "history_seconds": 600,
+                        "history_seconds": 3600,
                         "consumer_groups": groups,
                     },
                     "audit-log": {
                         "shards": 2,
                         "write_rate": 1,
-                        "history_seconds": 600,
+                        "history_seconds": 3600,
                         "consumer_groups": {
-                            "cg-audit": {"simulate": "healthy", "checkpoints": _lagged(2, 0.0)}
+                            "cg-audit": {"simulate": "healthy", "checkpoints": {"0": {"lag_seconds": 0}}}
                         },
                     },
                 }
             }
         }
     }
-
-
-def _lagged(shards: int, lag: float) -> list[dict[str, Any]]:
-    return [{"shard": i, "lag_seconds": lag, "consumer": f"demo-consumer-{i % 2}"} for i in range(shards)]
 
 
 # --- running ------------------------------------------------------------------------------------
