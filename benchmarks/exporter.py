@@ -55,19 +55,19 @@ port = int(sys.argv[1])
 stop = []
 signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 accept = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
-latencies, sizes = [], []
+scrapes, sizes = [], []
 conn = http.client.HTTPConnection("127.0.0.1", port)
 print("ready", flush=True)
 while not stop:
-    start = time.perf_counter()
+    at, start = time.time(), time.perf_counter()
     conn.request("GET", "/metrics", headers={"Accept": accept, "Accept-Encoding": "gzip"})
     resp = conn.getresponse()
     body = resp.read()
     if resp.status == 200:
-        latencies.append(time.perf_counter() - start)
+        scrapes.append((at, time.perf_counter() - start))
         sizes.append(len(body))
     time.sleep(0.02)
-print(json.dumps({"latencies": latencies, "bytes": sizes[-1] if sizes else 0}), flush=True)
+print(json.dumps({"scrapes": scrapes, "bytes": sizes[-1] if sizes else 0}), flush=True)
 """
 
 
@@ -139,6 +139,7 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
         runner, port = await start_server(exporter, "127.0.0.1", 0)
         try:
             sweeps = []
+            windows: list[tuple[float, float]] = []
             scraper = None
             for i in range(args.sweeps):
                 if i == 1:  # from the second sweep on there is something to scrape
@@ -147,11 +148,15 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
                     )
                     assert scraper.stdout is not None
                     await scraper.stdout.readline()
+                    # A baseline: scrapes while nothing else runs (the machine's own noise).
+                    await asyncio.sleep(args.idle)
                 sent = svc.requests_sent
                 cpu = time.process_time()
-                start = time.perf_counter()
+                start, began = time.perf_counter(), time.time()
                 stats = await exporter.sweep_once()
                 wall = time.perf_counter() - start
+                if i >= 1:
+                    windows.append((began, time.time()))
                 sweeps.append(
                     {
                         "wall_s": round(wall, 3),
@@ -165,7 +170,7 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
                         "series": stats.series,
                     }
                 )
-            scrapes: dict[str, Any] = {"latencies": [], "bytes": 0}
+            scrapes: dict[str, Any] = {"scrapes": [], "bytes": 0}
             if scraper is not None:
                 scraper.send_signal(signal.SIGTERM)
                 out, _ = await scraper.communicate()
@@ -173,7 +178,10 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
         finally:
             await runner.cleanup()
         rendered = exporter.rendered
-        lat = [x * 1000 for x in scrapes["latencies"]]
+        during = [ms for at, ms in scrapes["scrapes"] if any(a <= at <= b for a, b in windows)]
+        idle = [ms for at, ms in scrapes["scrapes"] if at < windows[0][0]] if windows else []
+        lat = [x * 1000 for x in during]
+        base = [x * 1000 for x in idle]
         return {
             "groups": args.groups,
             "shards": args.shards,
@@ -187,6 +195,13 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
                 "max": round(max(lat), 2) if lat else None,
                 "mean": round(statistics.fmean(lat), 2) if lat else None,
             },
+            "scrape_ms_idle": {
+                "count": len(base),
+                "p50": round(pct(base, 0.5), 2),
+                "p99": round(pct(base, 0.99), 2),
+            },
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "cpus": os.cpu_count(),
             "body_bytes": {
                 "text": len(rendered.bodies["text"]) if rendered else 0,
                 "openmetrics_gzip": scrapes["bytes"],
@@ -209,6 +224,7 @@ def main() -> None:
     parser.add_argument("--granularity", choices=("group", "shard"), default="shard")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-freeze", action="store_true", help="leave the garbage collector as it is")
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds of baseline scrapes before sweep 2")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     try:
@@ -237,7 +253,10 @@ def main() -> None:
         f"max {sc['max']} ms (OpenMetrics gzip {result['body_bytes']['openmetrics_gzip']} B, "
         f"text {result['body_bytes']['text']} B)"
     )
+    idle = result["scrape_ms_idle"]
+    print(f"  scrapes with no sweep running: {idle['count']}, p50 {idle['p50']} ms, p99 {idle['p99']} ms")
     print(f"  RSS: {result['rss_mib']['before']} MiB before, {result['rss_mib']['after']} MiB after")
+    print(f"  machine: {result['cpus']} CPUs, load average {result['load_average']}")
 
 
 if __name__ == "__main__":

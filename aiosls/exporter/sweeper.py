@@ -34,8 +34,8 @@ log = logging.getLogger("aiosls.exporter")
 SweepFn = Callable[[], Awaitable[Sequence[LagResult]]]
 CountsFn = Callable[[], Mapping[tuple[str, str], int]]
 _NAMES: Final = tuple(h.name for h in sorted(Health))
-#: With ``freeze_gc``: sweeps between two full garbage collections.
-FULL_GC_EVERY: Final = 60
+#: With ``freeze_gc``: a full collection runs once the frozen objects grew by this factor.
+FULL_GC_GROWTH: Final = 1.5
 
 
 def _no_counts() -> Mapping[tuple[str, str], int]:
@@ -79,11 +79,14 @@ class Exporter:
         overran instead of starting late sweeps back to back.
     :param allowed_lag, window, stop_after: the :class:`~aiosls.health.HealthEvaluator`'s.
     :param granularity: ``"shard"`` exposes per-shard series too; ``"group"`` only per-group ones.
-    :param freeze_gc: for a process that runs only the exporter: after each sweep, move what is
-        alive into the garbage collector's permanent generation (``gc.freeze()``), so the next
-        sweep's allocations do not trigger full collections that scan ~10^6 long-lived objects
-        in one stop-the-loop pause (~0.5 s at 10,000 groups). Every :data:`FULL_GC_EVERY`
-        sweeps everything is unfrozen and collected once, so cyclic garbage cannot pile up.
+    :param freeze_gc: for a process that runs only the exporter. A sweep allocates ~10^6
+        objects at 10,000 groups; the collector's automatic full collections would then scan
+        them all in one stop-the-loop pause (~0.5 s) that scrapes wait behind. With this flag
+        automatic collection is off while a sweep runs and what is alive at its end is frozen
+        (``gc.freeze()``): a sweep's garbage is freed by reference counting (it has no cycles:
+        ``gc.collect()`` finds none after a sweep). Should cycles appear after all, frozen
+        objects grow, and once they grew by :data:`FULL_GC_GROWTH` one full collection runs
+        between sweeps, so memory stays bounded.
     :param clock: wall clock (Unix seconds) for ``aiosls_exporter_last_sweep_timestamp_seconds``;
         ``monotonic`` and ``sleep`` pace the sweeps (injected so tests run without waiting).
     """
@@ -117,6 +120,9 @@ class Exporter:
         self._sleep = sleep
         self._chunk = chunk
         self._freeze_gc = freeze_gc
+        self._frozen_after_full = 0
+        #: With ``freeze_gc``: full collections run so far.
+        self.full_collections = 0
         self._errors: Counter[tuple[tuple[str, str], ...]] = Counter()
         self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self._duration_sum = 0.0
@@ -136,6 +142,26 @@ class Exporter:
 
     async def sweep_once(self) -> SweepStats:
         """Sweep every source (concurrently), judge, render, and publish the result."""
+        if not self._freeze_gc or not gc.isenabled():
+            return await self._sweep_once()
+        gc.disable()
+        try:
+            return await self._sweep_once()
+        finally:
+            self._freeze()
+            gc.enable()
+
+    def _freeze(self) -> None:
+        """Freeze what survived the sweep; collect fully when the frozen set has grown."""
+        gc.freeze()
+        if gc.get_freeze_count() > self._frozen_after_full * FULL_GC_GROWTH:
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            self._frozen_after_full = gc.get_freeze_count()
+            self.full_collections += 1
+
+    async def _sweep_once(self) -> SweepStats:
         started = self._monotonic()
         collected: list[tuple[list[GroupRow], list[tuple[dict[str, str], int]]]] = [
             ([], []) for _ in self._sources
@@ -154,11 +180,6 @@ class Exporter:
         rendered = await render(snap, chunk=self._chunk)
         self.snapshot, self.rendered = snap, rendered
         self.sweeps += 1
-        if self._freeze_gc:
-            if self.sweeps % FULL_GC_EVERY == 0:
-                gc.unfreeze()
-                gc.collect()
-            gc.freeze()
         stats = SweepStats(
             groups=sum(1 for g in groups if g.labels.get("consumer_group")),
             not_ok=sum(1 for g in groups if g.status != Health.OK),

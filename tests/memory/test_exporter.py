@@ -260,3 +260,25 @@ async def test_nothing_is_served_before_the_first_sweep() -> None:
     assert exporter.rendered is None
     await exporter.sweep_once()
     assert exporter.rendered is not None
+
+
+async def test_freeze_gc_keeps_the_collector_off_during_sweeps_and_collects_when_frozen_grows() -> None:
+    import gc
+
+    enabled_during: list[bool] = []
+
+    async def sweep() -> Sequence[LagResult]:
+        enabled_during.append(gc.isenabled())
+        return [group("p", "ls", f"cg-{i}", shard(0, 1.0)) for i in range(50)]
+
+    exporter = Exporter([Source(("p",), sweep)], freeze_gc=True)
+    try:
+        await exporter.sweep_once()
+        assert exporter.full_collections == 1  # nothing frozen before: the first sweep collects
+        await exporter.sweep_once()
+        assert exporter.full_collections == 1  # the same live set: no new full collection
+        assert enabled_during == [False, False]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
