@@ -4,16 +4,17 @@ Pure: observations (:class:`~aiosls.models.GroupLag` / :class:`~aiosls.models.La
 verdicts come out. No I/O, no clock of its own: every time comes from the observation (``as_of``,
 ``update_time``, ``commit_age_seconds``), so a test can replay any history.
 
-The rules adapt LinkedIn Burrow's consumer lag evaluation rules (its wiki page "Consumer Lag
-Evaluation Rules") to SLS, where a shard's lag is a time (the console's "consumption delay", see
-https://www.alibabacloud.com/help/en/sls/user-guide/view-consumption-status) and every checkpoint
-carries its last commit time. Per shard, over the last ``window`` observations of its group, the
+The rules adapt Burrow's (https://github.com/linkedin/Burrow/wiki/Consumer-Lag-Evaluation-Rules)
+to SLS, where a shard's lag is a time (the consumer group latency of
+https://help.aliyun.com/en/sls/consumer-group-monitoring) and every checkpoint carries its last
+commit time. Per shard, over the last ``window`` observations of its group, the
 first rule that applies wins:
 
 1. **OK**, caught up: the checkpoint is the shard's end cursor (however old the last commit is:
    an idle shard has nothing to commit), or nothing was ever committed and there is nothing to read.
 2. **REWIND**: the checkpoint moved backwards (a reset or a reprocess) within the window and the lag
-   has not been back within ``allowed_lag`` since.
+   has not been back within ``allowed_lag`` since; a good sample before the rewind does not hide it
+   (linkedin/Burrow#716).
 3. **STOP**: there is unread data and the last commit is older than ``stop_after``. This needs one
    observation only (``commit_age_seconds``); an observation in the window that found the shard
    caught up moves the start of the clock to that observation, because a consumer with nothing to
@@ -43,11 +44,9 @@ observation before it prevents that; sweep more often than ``stop_after`` to ben
 from __future__ import annotations
 
 import base64
-import binascii
-import collections
 import enum
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -57,14 +56,13 @@ from ._text import safe_text
 from .errors import NotFoundError
 from .models import CheckpointTarget, GroupLag, LagResult, ShardLag
 
-__all__ = ["GroupHealth", "Health", "HealthEvaluator", "ShardHealth"]
+__all__ = ["GroupHealth", "Health", "HealthEvaluator", "ShardHealth", "decode_cursor", "format_duration"]
 
 #: Observations WARN needs before judging a trend (fewer if the window itself is smaller).
 WARN_MIN_OBSERVATIONS: Final = 3
-#: Observations STALL needs: one commit that did not move the checkpoint is not a pattern.
-STALL_MIN_OBSERVATIONS: Final = 2
-# A checkpoint is base64 of a 64-bit integer's decimal digits: 20 digits at most (signed: 19 + sign).
+# A checkpoint is base64 of a 64-bit integer's decimal digits: 20 digits at most.
 _MAX_CURSOR_DIGITS: Final = 20
+_CAUGHT_UP: Final = "caught up"
 
 
 class Health(enum.IntEnum):
@@ -106,16 +104,16 @@ def decode_cursor(cursor: str) -> int | None:
     Cursors are opaque to clients, but the official SDKs decode them the same way to step back
     one package; we only compare them, to see a checkpoint move backwards.
     """
-    if not cursor or len(cursor) > 4 * ((_MAX_CURSOR_DIGITS + 3) // 3):
+    if not cursor or len(cursor) > 4 * ((_MAX_CURSOR_DIGITS + 2) // 3):
         return None
     try:
-        text = base64.b64decode(cursor, validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
+        digits = base64.b64decode(cursor, validate=True)
+    except ValueError:  # binascii.Error, or text that is not ASCII
         return None
-    digits = text[1:] if text.startswith("-") else text
-    if not digits.isdigit() or not digits.isascii():
+    # bytes.isdigit() is ASCII only: no other script's digits, no sign, no spaces.
+    if not digits.isdigit() or len(digits) > _MAX_CURSOR_DIGITS:
         return None
-    return int(text)
+    return int(digits)
 
 
 def format_duration(seconds: float) -> str:
@@ -132,25 +130,67 @@ def format_duration(seconds: float) -> str:
 
 @attrs.frozen(slots=True)
 class _Sample:
-    """What the evaluator keeps of one shard observation (small: ``window`` of them per shard)."""
+    """What the evaluator keeps of one shard observation: ``window`` of them per shard, so no
+    checkpoint text (how it compares with the one before is decided once, on arrival)."""
 
+    #: The observation's time (one object shared by every shard of the group's observation).
     as_of: datetime
-    cursor: int | None
-    update_time: datetime | None
+    #: ``update_time`` / ``latest_time`` as POSIX seconds (a float is half a datetime's size).
+    update_s: float | None
+    latest_s: float | None
     lag: float | None
     caught_up: bool
-    latest_time: datetime | None
+    #: The checkpoint is behind the previous observation's (both decodable cursors). Like
+    #: ``held``, never read on the window's first sample: its previous one is not in the window.
+    moved_back: bool
+    #: The checkpoint is the previous observation's.
+    held: bool
 
 
-def _sample(shard: ShardLag, as_of: datetime) -> _Sample:
-    return _Sample(
-        as_of=as_of,
-        cursor=decode_cursor(shard.checkpoint),
-        update_time=shard.update_time,
-        lag=shard.lag_seconds,
-        caught_up=shard.caught_up,
-        latest_time=shard.latest_time,
-    )
+def _timestamp(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+class _ShardHistory:
+    """One shard's window, plus the last two checkpoints (to compare the next one with)."""
+
+    __slots__ = ("before_last", "last", "samples", "window")
+
+    def __init__(self, window: int) -> None:
+        # A list trimmed by hand: a deque allocates a 64-slot block per shard, for ~10 samples.
+        self.samples: list[_Sample] = []
+        self.window = window
+        self.last: str | None = None  # checkpoint of samples[-1]
+        self.before_last: str | None = None  # checkpoint of samples[-2], for a replaced sample
+
+    def add(self, shard: ShardLag, as_of: datetime) -> None:
+        samples = self.samples
+        if samples and as_of <= samples[-1].as_of:
+            if as_of < samples[-1].as_of:
+                samples.clear()  # a clock that went back restarts the window
+            else:
+                samples.pop()  # the same sweep seen twice replaces itself
+                self.last = self.before_last
+        before, checkpoint = self.last, shard.checkpoint
+        held = moved_back = False
+        if before is not None:
+            held = checkpoint == before
+            old, new = decode_cursor(before), decode_cursor(checkpoint)
+            moved_back = old is not None and new is not None and new < old
+        self.before_last, self.last = before, checkpoint
+        if len(samples) == self.window:
+            del samples[0]
+        samples.append(
+            _Sample(
+                as_of=as_of,
+                update_s=_timestamp(shard.update_time),
+                latest_s=_timestamp(shard.latest_time),
+                lag=shard.lag_seconds,
+                caught_up=shard.caught_up,
+                moved_back=moved_back,
+                held=held,
+            )
+        )
 
 
 def _seconds(later: datetime, earlier: datetime) -> float:
@@ -161,8 +201,9 @@ class HealthEvaluator:
     """Burrow-style verdicts over a sliding window of lag observations per consumer group.
 
     Feed it every sweep's :class:`GroupLag` (or :class:`LagResult`) in time order; it keeps the
-    last ``window`` observations of each shard and nothing else (memory is bounded by groups x
-    shards x ``window``; :meth:`observe_all` and :meth:`forget` free groups that went away).
+    last ``window`` observations of each shard and nothing else: about 200 bytes each, so 17 MB
+    for 2,000 groups of 4 shards with ``window=10``. :meth:`observe_all` and :meth:`forget` free
+    groups that went away; a caller of :meth:`observe` alone must forget them itself.
 
     :param allowed_lag: seconds of lag that are still healthy (a consumer that commits every few
         seconds always shows a little).
@@ -193,7 +234,8 @@ class HealthEvaluator:
         self.allowed_lag = float(allowed_lag)
         self.window = window
         self.stop_after = None if stop_after is None else float(stop_after)
-        self._groups: dict[CheckpointTarget, dict[int, collections.deque[_Sample]]] = {}
+        self._allowed = format_duration(self.allowed_lag)  # in most reasons; format it once
+        self._groups: dict[CheckpointTarget, dict[int, _ShardHistory]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -256,17 +298,11 @@ class HealthEvaluator:
             del history[gone]  # merged or otherwise gone: a later shard of that id starts afresh
         verdicts = []
         for shard in lag.shards:
-            samples = history.get(shard.shard)
-            if samples is None:
-                samples = history[shard.shard] = collections.deque(maxlen=self.window)
-            if samples and lag.as_of <= samples[-1].as_of:
-                # The same sweep seen twice replaces itself; a clock that went back restarts the window.
-                if lag.as_of < samples[-1].as_of:
-                    samples.clear()
-                else:
-                    samples.pop()
-            samples.append(_sample(shard, lag.as_of))
-            status, reason = self._judge(shard, samples)
+            shard_history = history.get(shard.shard)
+            if shard_history is None:
+                shard_history = history[shard.shard] = _ShardHistory(self.window)
+            shard_history.add(shard, lag.as_of)
+            status, reason = self._judge(shard, shard_history.samples)
             verdicts.append(ShardHealth(shard.shard, status, shard.lag_seconds, reason))
         return _group(lag, tuple(verdicts))
 
@@ -277,9 +313,9 @@ class HealthEvaluator:
 
     def _judge(self, shard: ShardLag, samples: Sequence[_Sample]) -> tuple[Health, str]:
         now = samples[-1]
-        allowed = format_duration(self.allowed_lag)
+        allowed = self._allowed
         if now.caught_up:
-            return Health.OK, "caught up"
+            return Health.OK, _CAUGHT_UP
         if now.lag is None:
             return self._never_committed(samples)
         lag = format_duration(now.lag)
@@ -287,8 +323,9 @@ class HealthEvaluator:
 
         rewound_at = _last_rewind(samples)
         if rewound_at is not None and not any(self._fine(s) for s in samples[rewound_at:]):
-            back = format_duration(_seconds(now.as_of, samples[rewound_at].as_of))
-            return Health.REWIND, f"checkpoint moved back {back} ago, lag {lag} > allowed {allowed}{expired}"
+            seen = samples[rewound_at].as_of
+            when = "" if seen == now.as_of else f" {format_duration(_seconds(now.as_of, seen))} ago"
+            return Health.REWIND, f"checkpoint moved back{when}, lag {lag} > allowed {allowed}{expired}"
 
         idle = self._idle_seconds(shard, samples)
         limit = self._stop_after(samples)
@@ -301,27 +338,28 @@ class HealthEvaluator:
         if any(self._fine(s) for s in samples):
             return Health.OK, f"lag {lag} within allowed {allowed} in the last {_sweeps(len(samples))}"
 
+        # "update_time moved while the checkpoint held" needs two observations by construction.
         stuck = _stuck_run(samples)
-        if len(stuck) >= STALL_MIN_OBSERVATIONS:
-            first, last = stuck[0].update_time, stuck[-1].update_time
-            if first is not None and last is not None and last > first:
-                return (
-                    Health.STALL,
-                    f"commits arrive but the checkpoint has not moved in {_sweeps(len(stuck))}, lag {lag}",
-                )
-
-        need = min(WARN_MIN_OBSERVATIONS, self.window)
-        start = samples[0].lag
-        if len(samples) < need:
-            return Health.OK, f"lag {lag} > allowed {allowed}, {len(samples)} of {need} sweeps to judge"
-        assert start is not None  # _fine() is False for every sample, so each has a lag
-        if now.lag >= start:
-            trend = "rising" if now.lag > start else "not decreasing"
+        first, last = stuck[0].update_s, stuck[-1].update_s
+        if first is not None and last is not None and last > first:
             return (
-                Health.WARN,
-                f"lag {lag} > allowed {allowed}, {trend} over {_sweeps(len(samples))}{expired}",
+                Health.STALL,
+                f"commits arrive but the checkpoint has not moved in {_sweeps(len(stuck))}, lag {lag}",
             )
-        return Health.OK, f"lag {lag} > allowed {allowed}, decreasing over {_sweeps(len(samples))}"
+
+        # The trend is judged over the trailing samples that have a lag (a never-committed one has none).
+        lags = [s.lag for s in _trailing(samples, lambda s: s.lag is not None) if s.lag is not None]
+        need = min(WARN_MIN_OBSERVATIONS, self.window)
+        if len(lags) < need:
+            return Health.OK, f"lag {lag} > allowed {allowed}, {len(lags)} of {need} sweeps to judge"
+        if now.lag < lags[0]:
+            return Health.OK, f"lag {lag} > allowed {allowed}, decreasing over {_sweeps(len(lags))}"
+        trend = (
+            ""
+            if len(lags) == 1
+            else f", {'rising' if now.lag > lags[0] else 'not decreasing'} over {_sweeps(len(lags))}"
+        )
+        return Health.WARN, f"lag {lag} > allowed {allowed}{trend}{expired}"
 
     def _fine(self, sample: _Sample) -> bool:
         return sample.caught_up or (sample.lag is not None and sample.lag <= self.allowed_lag)
@@ -340,16 +378,12 @@ class HealthEvaluator:
 
     def _never_committed(self, samples: Sequence[_Sample]) -> tuple[Health, str]:
         now = samples[-1]
-        if now.latest_time is None:
+        if now.latest_s is None:
             return Health.OK, "never committed, nothing to read"
-        run: list[_Sample] = []
-        for s in reversed(samples):
-            if s.lag is not None or s.caught_up or s.latest_time is None:
-                break
-            run.append(s)
-        first_seen = run[-1].latest_time
+        run = _trailing(samples, lambda s: s.lag is None and not s.caught_up and s.latest_s is not None)
+        first_seen = run[0].latest_s
         assert first_seen is not None
-        if len(run) >= min(WARN_MIN_OBSERVATIONS, self.window) and now.latest_time > first_seen:
+        if len(run) >= min(WARN_MIN_OBSERVATIONS, self.window) and now.latest_s > first_seen:
             return Health.WARN, f"never committed while new data arrived over {_sweeps(len(run))}"
         return Health.OK, "never committed (lag unknown)"
 
@@ -360,23 +394,30 @@ def _sweeps(n: int) -> str:
 
 def _last_rewind(samples: Sequence[_Sample]) -> int | None:
     """Index of the last sample whose checkpoint is behind the one before it, or None."""
+    # samples[0] compared itself with a sample that has left the window: not a move within it.
     for i in range(len(samples) - 1, 0, -1):
-        before, after = samples[i - 1].cursor, samples[i].cursor
-        if before is not None and after is not None and after < before:
+        if samples[i].moved_back:
             return i
     return None
 
 
-def _stuck_run(samples: Sequence[_Sample]) -> list[_Sample]:
-    """The trailing samples that all hold the newest checkpoint (oldest first)."""
+def _trailing(samples: Sequence[_Sample], keep: Callable[[_Sample], bool]) -> list[_Sample]:
+    """The longest run of samples at the end of the window that all pass ``keep`` (oldest first)."""
     run: list[_Sample] = []
-    cursor = samples[-1].cursor
     for s in reversed(samples):
-        if cursor is None or s.cursor != cursor:
+        if not keep(s):
             break
         run.append(s)
     run.reverse()
     return run
+
+
+def _stuck_run(samples: Sequence[_Sample]) -> Sequence[_Sample]:
+    """The trailing samples that all hold the newest checkpoint (oldest first; never empty)."""
+    start = len(samples) - 1
+    while start > 0 and samples[start].held:
+        start -= 1
+    return samples[start:]
 
 
 def _group(lag: GroupLag, shards: tuple[ShardHealth, ...]) -> GroupHealth:
@@ -384,14 +425,11 @@ def _group(lag: GroupLag, shards: tuple[ShardHealth, ...]) -> GroupHealth:
     max_lag = max(lags) if lags else None
     if not shards:
         return GroupHealth(lag.target, Health.OK, shards, None, "no shards")
+    if all(s.reason == _CAUGHT_UP for s in shards):
+        return GroupHealth(lag.target, Health.OK, shards, max_lag, "all shards caught up")
+    # The worst shard speaks for the group: highest status, then largest lag, then lowest id.
     worst = max(shards, key=lambda s: (s.status, s.lag_seconds or 0.0, -s.shard))
     bad = sum(1 for s in shards if s.status is not Health.OK)
-    if worst.status is Health.OK:
-        if all(s.reason == "caught up" for s in shards):
-            reason = "all shards caught up"
-        else:
-            reason = "no lag measured" if max_lag is None else f"max lag {format_duration(max_lag)}"
-        return GroupHealth(lag.target, Health.OK, shards, max_lag, reason)
     more = f" (+{bad - 1} more shards not OK)" if bad > 1 else ""
     return GroupHealth(
         lag.target, worst.status, shards, max_lag, f"shard {worst.shard}: {worst.reason}{more}"
