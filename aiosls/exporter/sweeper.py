@@ -268,9 +268,19 @@ class Exporter:
         observed = [*group_results, *carried]
         lags: dict[CheckpointTarget, GroupLag] = {r.target: r.lag for r in group_results if r.lag is not None}
         slicer = Slicer()
+        broken = 0
         for r in observed:
-            rows.append(self._row(evaluator.observe(r), lags.get(r.target), extra))
+            try:
+                verdict = evaluator.observe(r)
+            except Exception:  # a bug judging one group must not take the whole fleet's metrics
+                if not broken:
+                    log.exception("judging %s failed", safe_text(str(r.target)))
+                broken += 1
+                verdict = GroupHealth(r.target, Health.ERR, (), None, "internal error (see the log)")
+            rows.append(self._row(verdict, lags.get(r.target), extra))
             await slicer.tick()
+        if broken > 1:
+            log.error("judging failed for %d groups in all (first one logged above)", broken)
         current = {r.target for r in observed if not isinstance(r.error, NotFoundError)}
         for gone in self._known[index] - current:
             evaluator.forget(gone)
@@ -324,7 +334,12 @@ class Exporter:
         """Sweep every ``interval`` until cancelled; an overrun skips beats, never piles up."""
         next_at = self._monotonic()
         while True:
-            await self.sweep_once()
+            try:
+                await self.sweep_once()
+            except Exception:
+                # A bug: log it and keep serving the last sweep (its age shows in
+                # aiosls_exporter_last_sweep_timestamp_seconds); try again on the next beat.
+                log.exception("sweep failed")
             next_at += self._interval
             now = self._monotonic()
             if now > next_at:

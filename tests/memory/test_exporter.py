@@ -282,3 +282,13 @@ async def test_freeze_gc_keeps_the_collector_off_during_sweeps_and_collects_when
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+async def test_a_group_that_cannot_be_judged_is_err_and_the_rest_is_served() -> None:
+    malformed = LagResult(CheckpointTarget("p", "ls", "cg-bad"))  # neither lag nor error
+    script = Script([group("p", "ls", "cg-good", shard(0, 1.0)), malformed])
+    exporter = Exporter([Source(("p",), script)])
+    await exporter.sweep_once()
+    status = scrape(exporter)["sls_consumer_group_status"]
+    assert status[key(project="p", logstore="ls", consumer_group="cg-good")] == 0
+    assert status[key(project="p", logstore="ls", consumer_group="cg-bad")] == ERR
