@@ -145,7 +145,8 @@ def load_config(
     cfg_kwargs: dict[str, Any] = {
         "host": host,
         "port": port,
-        "interval": _number(top, "interval", 60.0, low=0.01, high=86_400.0),
+        # The demo's fleet lives in seconds, not minutes: sweep it every 5 s unless told.
+        "interval": _number(top, "interval", 5.0 if demo else 60.0, low=0.01, high=86_400.0),
         "allowed_lag": _number(top, "allowed_lag", 60.0, low=0.0, high=1e9),
         "window": window,
         "stop_after": None if stop_after is None else _number(top, "stop_after", 0.0, low=0.0, high=1e9),

@@ -140,6 +140,8 @@ def test_demo_needs_no_target() -> None:
     cfg = load({"demo": True}, env={})
     assert cfg.demo
     assert cfg.targets == ()
+    assert cfg.interval == 5.0
+    assert load({"demo": True, "interval": "2"}, env={}).interval == 2.0
 
 
 def test_the_shipped_example_config_loads() -> None:
