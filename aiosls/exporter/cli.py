@@ -121,19 +121,19 @@ def service_source(svc: CheckpointService, target: TargetConfig) -> Source:
 
     async def sweep() -> list[LagResult]:
         results: list[LagResult] = []
-        scan_lag: Any = getattr(svc, "scan_lag")  # noqa: B009 (lands with the lag sweeps)
-        async for r in scan_lag(
+        stream = svc.scan_lag(
             list(target.projects), logstore_filter=target.logstore_wanted, concurrency=target.concurrency
-        ):
-            group = r.target.consumer_group
-            if group and not target.consumer_group_wanted(group):
-                continue
-            results.append(r)
+        )
+        async with stream:
+            async for r in stream:
+                group = r.target.consumer_group
+                if group and not target.consumer_group_wanted(group):
+                    continue
+                results.append(r)
         return results
 
     def counts() -> Mapping[tuple[str, str], int]:
-        found = getattr(svc, "request_counts", None)
-        return dict(found) if found is not None else {}
+        return dict(svc.request_counts)
 
     return Source(target.projects, sweep, labels=dict(target.labels), request_counts=counts)
 
