@@ -32,7 +32,13 @@ from .config import ENV_ENDPOINT, ConfigError, ExporterConfig, TargetConfig, loa
 from .server import start_server
 from .sweeper import Exporter, Source
 
-__all__ = ["add_arguments", "demo_seed", "main", "run", "service_source"]
+__all__ = ["DESCRIPTION", "add_arguments", "demo_seed", "main", "run", "service_source"]
+
+DESCRIPTION: Final = (
+    "Serve SLS consumer-group lag and health as Prometheus metrics: background sweeps every "
+    "--interval, /metrics (text or OpenMetrics), /healthz and a status page on /. "
+    "Every flag has a config-file twin (--allowed-lag is allowed_lag)."
+)
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -69,7 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--config", metavar="FILE", help="TOML config file (flags given here win over it)")
     add("--listen", metavar="HOST:PORT", help="where to serve /metrics (default: 0.0.0.0:9464)")
-    add("--demo", action="store_true", default=None, help="sweep the embedded emulator's live fleet")
+    # SUPPRESS: `aiosls --debug exporter` sets debug on the parent parser; keep it.
+    add(
+        "--demo",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="sweep the embedded emulator's live fleet",
+    )
     conn = parser.add_argument_group("connection (as in the other aiosls commands)")
     conn.add_argument("--endpoint", help=f"SLS endpoint (default: env {ENV_ENDPOINT})")
     conn.add_argument("--region", help="V4 signing region (derived from standard endpoints)")
@@ -91,11 +103,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--window", metavar="N", help="sweeps the verdicts look back over (default: 10)")
     how.add_argument("--stop-after", metavar="SECONDS", help="no commit for this long with lag: STOP")
     how.add_argument("--granularity", choices=("group", "shard"), help="series per shard or per group only")
-    parser.add_argument("--debug", action="store_true", default=None, help="debug logs (each retry)")
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="debug logs (each retry)"
+    )
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    return {name: getattr(args, name, None) for name in _TWINS}
+    """Config keys given on the command line (an unset switch is not given: the file decides)."""
+    flags = {name: getattr(args, name, None) for name in _TWINS}
+    for switch in ("demo", "debug"):
+        flags[switch] = flags[switch] or None
+    return flags
 
 
 # --- credentials and sources --------------------------------------------------------------------
@@ -321,10 +339,6 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m aiosls.exporter``."""
-    parser = argparse.ArgumentParser(
-        prog="aiosls exporter",
-        description="Serve SLS consumer-group lag and health as Prometheus metrics.",
-        allow_abbrev=False,
-    )
+    parser = argparse.ArgumentParser(prog="aiosls exporter", description=DESCRIPTION, allow_abbrev=False)
     add_arguments(parser)
     return run(parser.parse_args(argv))
