@@ -40,8 +40,7 @@ def test_flags_become_config_keys() -> None:
                 "b-project",
                 "--allowed-lag",
                 "120",
-                "--group-exclude",
-                "-test$",
+                "--group-exclude=-test$",  # a value starting with '-' needs the '=' form
                 "--label",
                 "env=prod",
                 "--granularity",
