@@ -241,33 +241,45 @@ class Exporter:
             wrapped = SlsError(f"sweep failed: {type(exc).__name__}", error_code=type(exc).__name__)
             results = [LagResult(CheckpointTarget(p, "", ""), error=wrapped) for p in source.projects]
         rows, up = out
+        slicer = Slicer()
         group_results: list[LagResult] = []
         scope_failures: list[LagResult] = []
+        # Per project: [groups read, groups failed]; a project with a scope failure is down.
+        tally: dict[str, list[int]] = {p: [0, 0] for p in source.projects}
+        down: set[str] = set()
         for r in results:
-            (group_results if r.target.consumer_group else scope_failures).append(r)
+            project = r.target.project
+            counts = tally.setdefault(project, [0, 0])
+            if r.target.consumer_group:
+                group_results.append(r)
+                counts[0] += 1
+                counts[1] += r.error is not None
+            else:
+                scope_failures.append(r)
+                down.add(project)
             if r.error is not None:
                 code = safe_text(r.error.error_code or type(r.error).__name__, 64)
-                self._errors[
-                    tuple(sorted({**extra, "project": r.target.project, "error_code": code}.items()))
-                ] += 1
+                self._errors[tuple(sorted({**extra, "project": project, "error_code": code}.items()))] += 1
+            await slicer.tick()
         # Groups known from the last sweep inside a scope that failed now: ERR, not vanished
         # (unless the scope is gone for good: NotFound).
         seen = {r.target for r in group_results}
         carried: list[LagResult] = []
-        for failure in scope_failures:
-            if isinstance(failure.error, NotFoundError):
-                continue
-            scope = failure.target
+        failed_scopes = {
+            (f.target.project, f.target.logstore): f.error
+            for f in scope_failures
+            if not isinstance(f.error, NotFoundError)
+        }
+        if failed_scopes:
             for t in self._known[index]:
-                if t not in seen and t.project == scope.project and scope.logstore in ("", t.logstore):
-                    carried.append(LagResult(t, error=failure.error))
-                    seen.add(t)
+                error = failed_scopes.get((t.project, "")) or failed_scopes.get((t.project, t.logstore))
+                if error is not None and t not in seen:
+                    carried.append(LagResult(t, error=error))
         # HealthEvaluator.observe_all, spread over the loop: ~100 µs a group is a second for
         # 10,000 groups, which scrapes must not wait behind. Then forget the groups gone.
         evaluator = self._evaluators[index]
         observed = [*group_results, *carried]
         lags: dict[CheckpointTarget, GroupLag] = {r.target: r.lag for r in group_results if r.lag is not None}
-        slicer = Slicer()
         broken = 0
         for r in observed:
             try:
@@ -301,12 +313,9 @@ class Exporter:
             )
         # up: 0 when the project (or one of its logstores) could not be listed, or when every
         # group of it failed; 1 otherwise.
-        projects = dict.fromkeys([*source.projects, *(r.target.project for r in results)])
-        for project in projects:
-            mine = [r for r in group_results if r.target.project == project]
-            failed_scope = any(f.target.project == project for f in scope_failures)
-            all_failed = bool(mine) and all(r.error is not None for r in mine)
-            up.append(({**extra, "project": project}, 0 if failed_scope or all_failed else 1))
+        for project, (read, failed) in tally.items():
+            all_failed = read > 0 and failed == read
+            up.append(({**extra, "project": project}, 0 if project in down or all_failed else 1))
 
     @staticmethod
     def _row(verdict: GroupHealth, lag: GroupLag | None, extra: Mapping[str, str]) -> GroupRow:
