@@ -106,7 +106,8 @@ class Snapshot:
     #: Cumulative counts per bucket of :data:`DURATION_BUCKETS` (then +Inf), sum, count.
     duration_buckets: Sequence[int]
     duration_sum: float
-    last_sweep_timestamp: float
+    #: None before the first sweep (no sample is served then).
+    last_sweep_timestamp: float | None
     granularity: str = "shard"
     names: Sequence[str] = ("OK", "WARN", "STALL", "STOP", "REWIND", "ERR")
 
@@ -252,7 +253,7 @@ def _families(snap: Snapshot) -> list[_Family]:
             "Unix time at which the last sweep completed.",
             "gauge",
             "seconds",
-            rows([({}, snap.last_sweep_timestamp)]),
+            rows([] if snap.last_sweep_timestamp is None else [({}, snap.last_sweep_timestamp)]),
         ),
         _Family(
             "aiosls_exporter_requests",
@@ -372,6 +373,8 @@ def _html(snap: Snapshot) -> bytes:
         if g.status != 0:
             bad.append(g)
     bad.sort(key=lambda g: (-g.status, -(g.max_lag_seconds or 0.0), sorted(g.labels.items())))
+    if snap.last_sweep_timestamp is None:
+        return b"<!doctype html><title>aiosls exporter</title><p>Waiting for the first sweep.</p>\n"
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(snap.last_sweep_timestamp))
     out = [
         "<!doctype html><html><head><meta charset='utf-8'><title>aiosls exporter</title>"

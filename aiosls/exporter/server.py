@@ -52,7 +52,7 @@ async def healthz(request: web.Request) -> web.Response:
     """200 once a first sweep has completed (the exporter serves data), 503 before."""
     exporter = request.app[EXPORTER_KEY]
     snap = exporter.snapshot
-    if exporter.rendered is None or snap is None:
+    if exporter.sweeps == 0 or snap is None or snap.last_sweep_timestamp is None:
         return web.Response(status=503, text=_WAITING)
     age = max(0.0, time.time() - snap.last_sweep_timestamp)
     return web.Response(text=f"ok: {exporter.sweeps} sweep(s), last completed {age:.0f} s ago\n")
@@ -80,8 +80,12 @@ def make_app(exporter: Exporter) -> web.Application:
 async def start_server(exporter: Exporter, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``exporter`` on ``host:port`` (port 0: any free port); returns the runner and port.
 
+    ``/metrics`` answers 200 from the start (the exporter's own families; lag once a sweep
+    completed), as Prometheus expects of a live target; ``/healthz`` waits for a sweep.
+
     No access log: a scrape every 15 s is noise, not news.
     """
+    await exporter.prime()
     runner = web.AppRunner(
         make_app(exporter), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT
     )

@@ -126,7 +126,7 @@ class Exporter:
         self._errors: Counter[tuple[tuple[str, str], ...]] = Counter()
         self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self._duration_sum = 0.0
-        #: The last completed sweep's responses; None until the first sweep completes.
+        #: The last completed sweep's responses; None until :meth:`prime` or a first sweep.
         self.rendered: Rendered | None = None
         self.snapshot: Snapshot | None = None
         self.sweeps = 0
@@ -176,7 +176,7 @@ class Exporter:
             requests.update(source.request_counts())
         duration = self._monotonic() - started
         self._observe_duration(duration)
-        snap = self._snapshot(groups, up, requests)
+        snap = self._snapshot(groups, up, requests, self._clock())
         rendered = await render(snap, chunk=self._chunk)
         self.snapshot, self.rendered = snap, rendered
         self.sweeps += 1
@@ -208,11 +208,19 @@ class Exporter:
             self._buckets[i] += 1
         self._duration_sum += duration
 
+    async def prime(self) -> None:
+        """Render the state before any sweep (the exporter's own families, no samples of lag),
+        so ``/metrics`` answers 200 from the start; ``/healthz`` stays 503 until a sweep."""
+        if self.rendered is None:
+            snap = self._snapshot([], [], {}, None)
+            self.rendered = await render(snap, chunk=self._chunk)
+
     def _snapshot(
         self,
         groups: list[GroupRow],
         up: list[tuple[dict[str, str], int]],
         requests: Mapping[tuple[str, str], int],
+        timestamp: float | None,
     ) -> Snapshot:
         return Snapshot(
             groups=groups,
@@ -221,7 +229,7 @@ class Exporter:
             errors=[(dict(key), n) for key, n in sorted(self._errors.items())],
             duration_buckets=tuple(self._buckets),
             duration_sum=self._duration_sum,
-            last_sweep_timestamp=self._clock(),
+            last_sweep_timestamp=timestamp,
             granularity=self._granularity,
             names=_NAMES,
         )

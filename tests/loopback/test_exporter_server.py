@@ -85,15 +85,22 @@ async def get(session: aiohttp.ClientSession, url: str, **headers: str) -> tuple
         return resp.status, dict(resp.headers), await resp.read()
 
 
-async def test_healthz_and_metrics_wait_for_the_first_sweep(served) -> None:
+async def test_metrics_answer_from_the_start_and_healthz_waits_for_the_first_sweep(served) -> None:
     exporter, base, session = served
     assert (await get(session, base + "/healthz"))[0] == 503
-    assert (await get(session, base + "/metrics"))[0] == 503
+    status, _, body = await get(session, base + "/metrics")
+    assert status == 200
+    samples = {s.name for f in parse_text(body.decode()) for s in f.samples}
+    assert "aiosls_exporter_sweep_duration_seconds_count" in samples
+    assert not {n for n in samples if n.startswith("sls_")}
+    assert "aiosls_exporter_last_sweep_timestamp_seconds" not in samples
+    assert b"Waiting for the first sweep" in (await get(session, base + "/"))[2]
     await exporter.sweep_once()
     status, _, body = await get(session, base + "/healthz")
     assert status == 200
     assert body.startswith(b"ok: 1 sweep(s)")
-    assert (await get(session, base + "/metrics"))[0] == 200
+    _, _, body = await get(session, base + "/metrics")
+    assert b"sls_consumer_group_status{" in body
 
 
 async def test_negotiates_text_openmetrics_and_gzip(served) -> None:

@@ -255,11 +255,14 @@ async def test_a_sweep_slower_than_the_interval_skips_a_beat() -> None:
     assert exporter.sweeps == 4
 
 
-async def test_nothing_is_served_before_the_first_sweep() -> None:
+async def test_prime_serves_the_exporters_own_families_before_any_sweep() -> None:
     exporter = Exporter([Source(("p",), Script([]))])
     assert exporter.rendered is None
-    await exporter.sweep_once()
-    assert exporter.rendered is not None
+    await exporter.prime()
+    m = scrape(exporter)
+    assert m["aiosls_exporter_sweep_duration_seconds_count"] == {(): 0}
+    assert not [name for name in m if name.startswith("sls_")]
+    assert exporter.sweeps == 0
 
 
 async def test_freeze_gc_keeps_the_collector_off_during_sweeps_and_collects_when_frozen_grows() -> None:
