@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -124,7 +125,23 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await emulator.wait()
 
 
+class GcPauses:
+    """Collections that stopped the process for more than 20 ms (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._start = 0.0
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif (took := time.perf_counter() - self._start) > 0.02:
+            self.pauses.append((info["generation"], round(took * 1000)))
+
+
 async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) -> dict[str, Any]:
+    pauses = GcPauses()
     target = TargetConfig(endpoint, (PROJECT,), region="cn-hangzhou", concurrency=args.concurrency)
     rss_before = rss_mib()
     async with CheckpointService(
@@ -150,6 +167,7 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
                     await scraper.stdout.readline()
                     # A baseline: scrapes while nothing else runs (the machine's own noise).
                     await asyncio.sleep(args.idle)
+                pauses.pauses.clear()
                 sent = svc.requests_sent
                 cpu = time.process_time()
                 start, began = time.perf_counter(), time.time()
@@ -159,6 +177,7 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
                     windows.append((began, time.time()))
                 sweeps.append(
                     {
+                        "gc_pauses_ms": [ms for _, ms in pauses.pauses],
                         "wall_s": round(wall, 3),
                         "sweep_s": round(stats.duration, 3),
                         "render_s": round(wall - stats.duration, 3),
@@ -244,7 +263,7 @@ def main() -> None:
         print(
             f"  sweep {i + 1} ({kind}): {s['wall_s']:7.2f} s wall ({s['sweep_s']:.2f} s SLS, "
             f"{s['render_s']:.2f} s render), {s['cpu_s']:.2f} s CPU, {s['requests']} requests, "
-            f"{s['series']} series, {s['not_ok']} not OK, {s['err']} ERR"
+            f"{s['series']} series, {s['not_ok']} not OK, {s['err']} ERR, GC pauses {s['gc_pauses_ms']} ms"
         )
     sc = result["scrape_ms"]
     print(

@@ -34,8 +34,9 @@ log = logging.getLogger("aiosls.exporter")
 SweepFn = Callable[[], Awaitable[Sequence[LagResult]]]
 CountsFn = Callable[[], Mapping[tuple[str, str], int]]
 _NAMES: Final = tuple(h.name for h in sorted(Health))
-#: With ``freeze_gc``: a full collection runs once the frozen objects grew by this factor.
-FULL_GC_GROWTH: Final = 1.5
+#: With ``freeze_gc``: a full collection runs once the frozen objects grew by this factor
+#: over what was alive after the first sweep (or the last full collection).
+FULL_GC_GROWTH: Final = 2.0
 
 
 def _no_counts() -> Mapping[tuple[str, str], int]:
@@ -154,7 +155,9 @@ class Exporter:
     def _freeze(self) -> None:
         """Freeze what survived the sweep; collect fully when the frozen set has grown."""
         gc.freeze()
-        if gc.get_freeze_count() > self._frozen_after_full * FULL_GC_GROWTH:
+        if not self._frozen_after_full:  # the first sweep: what is alive now is the baseline
+            self._frozen_after_full = gc.get_freeze_count()
+        elif gc.get_freeze_count() > self._frozen_after_full * FULL_GC_GROWTH:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
