@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from aiosls import CheckpointService, Credentials  # noqa: E402
 from aiosls.exporter.cli import service_source  # noqa: E402
 from aiosls.exporter.config import TargetConfig  # noqa: E402
-from aiosls.exporter.server import start_server  # noqa: E402
+from aiosls.exporter.server import ThreadedServer, start_server  # noqa: E402
 from aiosls.exporter.sweeper import Exporter  # noqa: E402
 
 PROJECT = "bench-project"
@@ -153,7 +153,13 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
             granularity=args.granularity,
             freeze_gc=not args.no_freeze,
         )
-        runner, port = await start_server(exporter, "127.0.0.1", 0)
+        if args.in_loop:
+            runner, port = await start_server(exporter, "127.0.0.1", 0)
+            close = runner.cleanup
+        else:
+            threaded = ThreadedServer(exporter, "127.0.0.1", 0)
+            port = await threaded.start()
+            close = threaded.aclose
         try:
             sweeps = []
             windows: list[tuple[float, float]] = []
@@ -195,7 +201,7 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
                 out, _ = await scraper.communicate()
                 scrapes = json.loads(out.decode().strip().splitlines()[-1])
         finally:
-            await runner.cleanup()
+            await close()
         rendered = exporter.rendered
         during = [ms for at, ms in scrapes["scrapes"] if any(a <= at <= b for a, b in windows)]
         idle = [ms for at, ms in scrapes["scrapes"] if at < windows[0][0]] if windows else []
@@ -243,6 +249,7 @@ def main() -> None:
     parser.add_argument("--granularity", choices=("group", "shard"), default="shard")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-freeze", action="store_true", help="leave the garbage collector as it is")
+    parser.add_argument("--in-loop", action="store_true", help="serve on the sweeping loop, not a thread")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of baseline scrapes before sweep 2")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TextIO
 
 from ..credentials import (
@@ -29,7 +29,7 @@ from ..models import LagResult
 from ..service import CheckpointService
 from ..timeouts import Timeouts
 from .config import ENV_ENDPOINT, ConfigError, ExporterConfig, TargetConfig, load_config
-from .server import start_server
+from .server import ThreadedServer
 from .sweeper import Exporter, Source
 
 __all__ = ["DESCRIPTION", "add_arguments", "demo_seed", "main", "run", "service_source"]
@@ -242,14 +242,17 @@ async def _serve(cfg: ExporterConfig, environ: Mapping[str, str], err: TextIO) -
             granularity=cfg.granularity,
             freeze_gc=True,  # this process runs the exporter only
         )
+        # The HTTP side runs on its own thread and loop: a scrape never queues behind the
+        # sweep's callbacks (p99 13 ms vs 77-110 ms on one loop on a busy 2-CPU machine).
+        server = ThreadedServer(exporter, cfg.host, cfg.port)
         try:
-            runner, port = await start_server(exporter, cfg.host, cfg.port)
+            port = await server.start(_loop_factory())
         except OSError as exc:
             err.write(
                 f"aiosls exporter: error: listen: cannot serve on {cfg.host}:{cfg.port}: {exc.strerror}\n"
             )
             return EXIT_USAGE
-        stack.push_async_callback(runner.cleanup)
+        stack.push_async_callback(server.aclose)
         log.info(
             "serving http://%s:%d/metrics: %d project(s), a sweep every %g s",
             cfg.host,
@@ -302,13 +305,18 @@ def _logging(err: TextIO, *, debug: bool) -> Iterator[None]:
         ours.propagate = saved[1]
 
 
-def _runner() -> asyncio.Runner:
-    """An asyncio runner on uvloop when it is installed (extra ``speedups``)."""
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's when it is installed (extra ``speedups``), else None (asyncio's default)."""
     try:
         import uvloop
     except ImportError:
-        return asyncio.Runner()
-    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        return None
+    return uvloop.new_event_loop
+
+
+def _runner() -> asyncio.Runner:
+    """An asyncio runner on uvloop when it is installed."""
+    return asyncio.Runner(loop_factory=_loop_factory())
 
 
 def run(

@@ -6,7 +6,10 @@ and gzipped), so a scrape costs a dictionary lookup and a socket write, whatever
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
@@ -14,7 +17,7 @@ from aiohttp import web
 from .metrics import choose_format
 from .sweeper import Exporter
 
-__all__ = ["EXPORTER_KEY", "make_app", "start_server"]
+__all__ = ["EXPORTER_KEY", "ThreadedServer", "make_app", "start_server"]
 
 EXPORTER_KEY: Final = web.AppKey("exporter", Exporter)
 #: How long a stopping server waits for scrapes in flight (the exporter must exit within 2 s).
@@ -102,3 +105,68 @@ async def start_server(exporter: Exporter, host: str, port: int) -> tuple[web.Ap
             bound = int(addr[1])
             break
     return runner, bound
+
+
+class ThreadedServer:
+    """The HTTP side on its own thread and event loop, so a scrape never queues behind the
+    sweep's callbacks on the main loop.
+
+    A scrape is a few microseconds of Python (the bodies are rendered by the sweep), so this
+    thread needs the GIL only briefly, and gets it within the interpreter's switch interval
+    (5 ms) however busy the sweeping thread is. The handlers only read the exporter's
+    published attributes (one reference each, swapped whole by the sweep).
+    """
+
+    def __init__(self, exporter: Exporter, host: str, port: int) -> None:
+        self._exporter, self._host, self._port = exporter, host, port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        #: The bound port (after :meth:`start`).
+        self.port = port
+
+    async def start(self, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> int:
+        """Prime the exporter, bind and serve; returns the bound port.
+
+        :raises OSError: the address cannot be bound.
+        """
+        await self._exporter.prime()
+        self._loop = (loop_factory or asyncio.new_event_loop)()
+        ready = threading.Event()
+
+        def serve() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._runner, self.port = self._loop.run_until_complete(
+                    start_server(self._exporter, self._host, self._port)
+                )
+            except BaseException as exc:
+                self._error = exc
+                ready.set()
+                self._loop.close()
+                return
+            ready.set()
+            try:
+                self._loop.run_forever()
+            finally:
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+                self._loop.close()
+
+        self._thread = threading.Thread(target=serve, name="aiosls-exporter-http", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(ready.wait)
+        if self._error is not None:
+            raise self._error
+        return self.port
+
+    async def aclose(self) -> None:
+        """Stop serving (scrapes in flight get :data:`SHUTDOWN_TIMEOUT`) and join the thread."""
+        loop, runner, thread = self._loop, self._runner, self._thread
+        if loop is None or runner is None or thread is None or not thread.is_alive():
+            return
+        done = asyncio.run_coroutine_threadsafe(runner.cleanup(), loop)
+        await asyncio.wrap_future(done)
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join)

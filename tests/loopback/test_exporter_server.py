@@ -278,3 +278,51 @@ async def test_bad_config_exits_2_with_one_line_before_starting(tmp_path: Path) 
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert err.decode().splitlines() == ["aiosls exporter: error: interval: must be in 0.01..86400, not -1"]
+
+
+async def test_threaded_server_serves_while_the_sweeping_loop_is_blocked() -> None:
+    import threading
+
+    from aiosls.exporter.server import ThreadedServer
+
+    exporter = Exporter(fleet())
+    await exporter.sweep_once()
+    server = ThreadedServer(exporter, "127.0.0.1", 0)
+    port = await server.start()
+    url = f"http://127.0.0.1:{port}/healthz"
+    answered = threading.Event()
+    failures: list[BaseException] = []
+
+    def scrape_from_another_thread() -> None:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                assert resp.status == 200
+        except BaseException as exc:  # reported to the test below
+            failures.append(exc)
+        answered.set()
+
+    try:
+        client = threading.Thread(target=scrape_from_another_thread)
+        client.start()
+        # This loop does not run until the scrape is answered: only the server's thread can.
+        answered.wait(30)
+        client.join()
+        assert answered.is_set()
+        assert failures == []
+    finally:
+        await server.aclose()
+    assert not [t for t in threading.enumerate() if t.name == "aiosls-exporter-http"]
+
+
+async def test_threaded_server_reports_a_port_in_use() -> None:
+    from aiosls.exporter.server import ThreadedServer
+
+    first = ThreadedServer(Exporter(fleet()), "127.0.0.1", 0)
+    port = await first.start()
+    try:
+        with pytest.raises(OSError, match="in use"):
+            await ThreadedServer(Exporter(fleet()), "127.0.0.1", port).start()
+    finally:
+        await first.aclose()
