@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aiosls import CheckpointService, Credentials  # noqa: E402
-from aiosls.exporter.cli import service_source  # noqa: E402
+from aiosls.exporter.cli import SWITCH_INTERVAL, service_source  # noqa: E402
 from aiosls.exporter.config import TargetConfig  # noqa: E402
 from aiosls.exporter.server import ThreadedServer, start_server  # noqa: E402
 from aiosls.exporter.sweeper import Exporter  # noqa: E402
@@ -157,6 +157,7 @@ async def measure(args: argparse.Namespace, endpoint: str, env: dict[str, str]) 
             runner, port = await start_server(exporter, "127.0.0.1", 0)
             close = runner.cleanup
         else:
+            sys.setswitchinterval(SWITCH_INTERVAL)  # as the command does
             threaded = ThreadedServer(exporter, "127.0.0.1", 0)
             port = await threaded.start()
             close = threaded.aclose
