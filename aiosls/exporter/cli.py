@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from ..credentials import (
     ENV_ACCESS_KEY_ID,
@@ -29,8 +29,9 @@ from ..models import LagResult
 from ..service import CheckpointService
 from ..timeouts import Timeouts
 from .config import ENV_ENDPOINT, ConfigError, ExporterConfig, TargetConfig, load_config
-from .server import ThreadedServer
-from .sweeper import Exporter, Source
+
+if TYPE_CHECKING:
+    from .sweeper import Source
 
 __all__ = ["DESCRIPTION", "add_arguments", "demo_seed", "main", "run", "service_source"]
 
@@ -137,6 +138,7 @@ def _credentials(environ: Mapping[str, str]) -> CredentialsProvider | Credential
 
 def service_source(svc: CheckpointService, target: TargetConfig) -> Source:
     """A :class:`Source` sweeping ``target``'s projects with ``svc.scan_lag``."""
+    from .sweeper import Source
 
     async def sweep() -> list[LagResult]:
         results: list[LagResult] = []
@@ -203,6 +205,9 @@ def demo_seed() -> dict[str, Any]:
 
 
 async def _serve(cfg: ExporterConfig, environ: Mapping[str, str], err: TextIO) -> int:
+    from .server import ThreadedServer
+    from .sweeper import Exporter
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -329,6 +334,13 @@ def run(
     """Run the exporter from parsed ``args`` until SIGTERM/SIGINT; returns the exit code."""
     err = err or sys.stderr
     env = os.environ if environ is None else environ
+    try:
+        import prometheus_client  # noqa: F401  (the exporter extra)
+    except ImportError:
+        err.write(
+            "aiosls exporter: error: the exporter needs prometheus-client: pip install 'aiosls[exporter]'\n"
+        )
+        return EXIT_USAGE
     try:
         cfg = load_config(_flags(args), environ=env)
         if not cfg.demo:

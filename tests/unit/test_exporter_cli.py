@@ -68,3 +68,22 @@ def test_demo_seed_loads_in_the_emulator() -> None:
     from aiosls.emulator import validate_seed
 
     validate_seed(cli.demo_seed())
+
+
+def test_the_command_module_loads_without_the_exporter_extra() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; import aiosls.exporter.cli, aiosls.exporter; "
+        "assert 'prometheus_client' not in sys.modules, 'imported eagerly'"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
