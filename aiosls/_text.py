@@ -13,7 +13,13 @@ MAX_TEXT: Final = 200
 def safe_text(text: object, limit: int = MAX_TEXT) -> str:
     """``text`` with control characters escaped (no ANSI escapes, no forged log lines), cut to
     ``limit`` characters with ``...`` marking the cut."""
-    value = text if isinstance(text, str) else str(text)
+    if isinstance(text, str):
+        value = text
+    else:
+        try:
+            value = str(text)
+        except ValueError:  # an int past sys.get_int_max_str_digits()
+            value = f"<{type(text).__name__} too large to show>"
     if len(value) > limit:
         value = value[:limit] + "..."
     if value.isprintable():

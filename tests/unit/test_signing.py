@@ -158,8 +158,8 @@ _params = st.dictionaries(
     st.text(max_size=20),
     max_size=5,
 )
-# Credentials refuse control characters (a pasted newline), so secrets are printable text.
-_secret = st.text(min_size=1, max_size=40).filter(str.isprintable)
+# Credentials refuse control and non-ASCII characters, so secrets are printable ASCII.
+_secret = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40)
 _when = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC))
 
 
