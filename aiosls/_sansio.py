@@ -21,6 +21,7 @@ from cattrs.v import format_exception
 from . import names, signing
 from ._http import HttpRequest, HttpResponse
 from ._serde import CONVERTER, DETAILED_CONVERTER, dumps, loads
+from ._text import safe_text
 from .credentials import Credentials
 from .endpoint import Endpoint
 from .errors import ResponseParseError, SlsError, ValidationError, error_class
@@ -399,9 +400,17 @@ def build_request(
 # --- responses ------------------------------------------------------------------------------------
 
 _EXCERPT: Final = 200
-# An errorMessage longer than this is cut: a proxy or a bug can send megabytes, and the message
-# ends up in logs and exception reprs.
+# Server text is escaped (no ANSI escape or newline reaches a terminal or forges a log line) and
+# cut: a proxy or a bug can send megabytes, and it ends up in logs and exception reprs. A code
+# stays short enough to use as one (every real SLS code is under 40 characters).
 _MAX_MESSAGE: Final = 1000
+_MAX_CODE: Final = 128
+_MAX_REQUEST_ID: Final = 128
+
+
+def _request_id(response: HttpResponse) -> str | None:
+    rid = response.request_id
+    return None if rid is None else safe_text(rid, _MAX_REQUEST_ID)
 
 
 def _excerpt(body: bytes) -> str:
@@ -420,25 +429,23 @@ def error_from_response(response: HttpResponse, operation: str = "") -> SlsError
         data = None
     if isinstance(data, dict):
         raw_code, raw_msg = data.get("errorCode"), data.get("errorMessage")
-        code = raw_code if isinstance(raw_code, str) and raw_code else None
-        message = raw_msg if isinstance(raw_msg, str) else None
-        if message is not None and len(message) > _MAX_MESSAGE:
-            message = message[:_MAX_MESSAGE] + "..."
+        code = safe_text(raw_code, _MAX_CODE) if isinstance(raw_code, str) and raw_code else None
+        message = safe_text(raw_msg, _MAX_MESSAGE) if isinstance(raw_msg, str) else None
     if message is None:
         shown = f": {_excerpt(response.body)!r}" if response.body else " with an empty body"
         message = f"HTTP {response.status} without an SLS error body{shown}"
     if operation:
         message = f"{operation}: {message}"
     cls = error_class(response.status, code)
-    return cls(message, error_code=code, status=response.status, request_id=response.request_id)
+    return cls(message, error_code=code, status=response.status, request_id=_request_id(response))
 
 
 def _parse_error(response: HttpResponse, operation: str, why: str) -> ResponseParseError:
     return ResponseParseError(
-        f"{operation}: unexpected response body ({why}): {_excerpt(response.body)!r}",
+        f"{operation}: unexpected response body ({safe_text(why, _MAX_MESSAGE)}): {_excerpt(response.body)!r}",
         error_code="BadResponse",
         status=response.status,
-        request_id=response.request_id,
+        request_id=_request_id(response),
     )
 
 
