@@ -441,8 +441,9 @@ def error_from_response(response: HttpResponse, operation: str = "") -> SlsError
 
 
 def _parse_error(response: HttpResponse, operation: str, why: str) -> ResponseParseError:
+    why = safe_text(why, _MAX_MESSAGE)
     return ResponseParseError(
-        f"{operation}: unexpected response body ({safe_text(why, _MAX_MESSAGE)}): {_excerpt(response.body)!r}",
+        f"{operation}: unexpected response body ({why}): {_excerpt(response.body)!r}",
         error_code="BadResponse",
         status=response.status,
         request_id=_request_id(response),
