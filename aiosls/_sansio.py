@@ -1,8 +1,9 @@
 """The pure protocol core: operations -> signed ``HttpRequest``; ``HttpResponse`` -> models/errors.
 
 No sockets, no clock (``now`` is an argument), no asyncio, no logging. Builders validate every
-name first (spec §11), percent-encode each path segment and query value (RFC 3986), and the
-signature is computed over exactly the path and query bytes that go on the wire.
+name first (``docs/protocol.md``, "Names"), percent-encode each path segment and query value
+(RFC 3986), and the signature is computed over exactly the path and query bytes that go on the
+wire. Server text that ends up in an error is escaped and capped (:func:`aiosls._text.safe_text`).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ _cached_group_path = lru_cache(maxsize=16384)(_checked_group_path)
 
 
 def _logstore_path(project: str, logstore: str) -> str:
-    """Validate ``project`` and ``logstore`` (spec §11); return the logstore's encoded path."""
+    """Validate ``project`` and ``logstore``; return the logstore's encoded path."""
     try:
         return _cached_logstore_path(project, logstore)
     except TypeError:  # unhashable, so certainly not a name: let the validators say why

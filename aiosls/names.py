@@ -1,7 +1,8 @@
 """SLS naming rules, checked before any request is built.
 
-The rules are SLS's documented ones (https://www.alibabacloud.com/help/en/sls/user-guide/
-naming-conventions); ``docs/protocol.md`` says which parts are documented and which are not.
+The rules are SLS's documented ones (https://www.alibabacloud.com/help/en/sls/developer-reference/
+logstores and the sibling "projects" page); ``docs/protocol.md`` ("Names") says which parts are
+documented and which are not.
 
 A name that breaks a rule raises :class:`~aiosls.errors.ValidationError` naming the argument
 and the rule, so a typo never turns into a request for some other resource.

@@ -1,4 +1,4 @@
-"""Endpoint parsing (spec §1): where to connect, what Host to send, which V4 region."""
+"""Endpoint parsing (docs/protocol.md, "Hosts"): where to connect, what Host to send, which V4 region."""
 
 from __future__ import annotations
 

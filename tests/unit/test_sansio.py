@@ -440,7 +440,7 @@ def test_signature_covers_exactly_the_bytes_on_the_wire(consumer: str, cursor: s
 
 # --- error_from_response --------------------------------------------------------------------------
 
-# Every row of spec §9 (plus the status fallbacks): (status, code, class).
+# Every row of the error table in docs/protocol.md, plus the status fallbacks: (status, code, class).
 SPEC_ERRORS: list[tuple[int, str | None, type[SlsError]]] = [
     (400, "RequestTimeExpired", ClockSkewError),
     (400, "InvalidRequestTime", ClientError),
@@ -515,7 +515,7 @@ def test_every_spec_error_maps_to_its_class(status: int, code: str | None, cls: 
     ],
 )
 def test_codes_match_case_insensitively(code: str, cls: type[SlsError]) -> None:
-    # Spec §4.2: spellings differ between libraries; match case-insensitively.
+    # Spellings differ between libraries (ShardNotExsit); match case-insensitively.
     err = _sansio.error_from_response(HttpResponse(400, {}, json.dumps({"errorCode": code}).encode()))
     assert type(err) is cls
     assert err.error_code == code  # reported as the server spelled it

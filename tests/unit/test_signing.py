@@ -67,7 +67,7 @@ def test_py_sdk_vectors_intermediate_strings(vector: dict[str, Any]) -> None:
         assert canonical == inter["canonical_request"]
         assert signed == inter["signed_headers"]
     else:
-        # The verifying side must ignore the unsigned x-log-date that py sends (spec §8).
+        # The verifying side must ignore the unsigned x-log-date that the py SDK sends (V1 never signs it).
         sts = signing.v1_string_to_sign(vector["method"], vector["resource"], vector["query"], headers)
         assert sts == inter["string_to_sign"]
 
