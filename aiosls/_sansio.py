@@ -153,11 +153,20 @@ def _text(value: object, argument: str, *, allow_empty: bool = False, max_length
         raise ValidationError(
             f"{argument} must be {kind} of at most {max_length} characters", error_code="ParameterInvalid"
         )
+    # str.isascii() is the fast path; otherwise a lone surrogate is what UTF-8 cannot encode.
+    # Raised outside the handler so the value (a cursor, a consumer name) is not kept on
+    # __context__ either.
+    if not value.isascii() and not _encodes(value):
+        raise ValidationError(f"{argument} is not valid text (it holds a lone surrogate)")
+    return value
+
+
+def _encodes(value: str) -> bool:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError(f"{argument} is not valid text (it holds a lone surrogate)") from None
-    return value
+        return False
+    return True
 
 
 def _check_consumer(consumer: object) -> str:
