@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -501,6 +502,7 @@ def _why(data: list[Any], list_type: Any, fallback: BaseException) -> tuple[str,
     return str(fallback), fallback  # pragma: no cover - both converters share every hook
 
 
+_SHARD_OF: Final = attrgetter("shard")
 _LIST_HOOKS: Final[dict[type, tuple[Callable[[Any, Any], Any], Any]]] = {}
 
 
@@ -535,7 +537,7 @@ def parse_checkpoints(response: HttpResponse) -> list[ShardCheckpoint]:
     """
     checkpoints = _list_of(response, "GetCheckPoint", ShardCheckpoint)
     if checkpoints:
-        ids = {cp.shard for cp in checkpoints}
+        ids = set(map(_SHARD_OF, checkpoints))
         if len(ids) != len(checkpoints):
             counts = Counter(cp.shard for cp in checkpoints)
             dup = min(shard for shard, n in counts.items() if n > 1)
