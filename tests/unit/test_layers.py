@@ -28,6 +28,7 @@ PURE_CORE = (
     "credentials",
     "endpoint",
     "errors",
+    "health",
     "models",
     "names",
     "signing",
