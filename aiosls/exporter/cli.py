@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ from ..credentials import (
     EnvironmentCredentialsProvider,
 )
 from ..models import LagResult
+from ..providers import DefaultCredentialsProvider
 from ..service import CheckpointService
 from ..timeouts import Timeouts
 from .config import ENV_ENDPOINT, ConfigError, ExporterConfig, TargetConfig, load_config
@@ -126,9 +126,8 @@ def _credentials(environ: Mapping[str, str]) -> CredentialsProvider | Credential
     if environ.get(ENV_ACCESS_KEY_ID) and environ.get(ENV_ACCESS_KEY_SECRET):
         return EnvironmentCredentialsProvider(dict(environ) if environ is not os.environ else None)
     try:
-        providers = importlib.import_module("aiosls.providers")
-        chain: CredentialsProvider = providers.DefaultCredentialsProvider()
-    except (ImportError, AttributeError):
+        chain: CredentialsProvider = DefaultCredentialsProvider()
+    except ImportError:
         raise ConfigError(
             f"credentials: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET}, or install "
             "'aiosls[credentials]' for the default chain (ECS RAM role, RRSA/OIDC, credentials file)"

@@ -183,10 +183,11 @@ class Exporter:
         rendered = await render(snap, chunk=self._chunk)
         self.snapshot, self.rendered = snap, rendered
         self.sweeps += 1
+        named = [g for g in groups if g.labels.get("consumer_group")]  # not a failed scope's row
         stats = SweepStats(
-            groups=sum(1 for g in groups if g.labels.get("consumer_group")),
-            not_ok=sum(1 for g in groups if g.status != Health.OK),
-            errors=sum(1 for g in groups if g.status == Health.ERR),
+            groups=len(named),
+            not_ok=sum(1 for g in named if g.status != Health.OK),
+            errors=sum(1 for g in named if g.status == Health.ERR),
             projects_up=sum(1 for _, v in up if v),
             projects=len(up),
             duration=duration,
@@ -268,6 +269,8 @@ class Exporter:
             else:
                 scope_failures.append(r)
                 down.add(project)
+                where = f"{project}/{r.target.logstore}" if r.target.logstore else project
+                log.warning("%s could not be read: %s", safe_text(where), safe_text(r.error))
             if r.error is not None:
                 code = safe_text(r.error.error_code or type(r.error).__name__, 64)
                 self._errors[tuple(sorted({**extra, "project": project, "error_code": code}.items()))] += 1

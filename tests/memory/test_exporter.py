@@ -298,3 +298,20 @@ async def test_a_group_that_cannot_be_judged_is_err_and_the_rest_is_served() -> 
     status = scrape(exporter)["sls_consumer_group_status"]
     assert status[key(project="p", logstore="ls", consumer_group="cg-good")] == 0
     assert status[key(project="p", logstore="ls", consumer_group="cg-bad")] == ERR
+
+
+async def test_a_failed_project_is_one_escaped_warning_and_the_sweep_one_info_line(caplog) -> None:
+    hostile = NotFoundError("gone\x1b[31m\nFAKE LOG LINE", error_code="ProjectNotExist", status=404)
+    script = Script([failed("gone", "", "", hostile), group("good", "ls", "cg", shard(0, 1.0))])
+    exporter = Exporter([Source(("gone", "good"), script)])
+    with caplog.at_level("INFO", logger="aiosls.exporter"):
+        await exporter.sweep_once()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "aiosls.exporter"]
+    assert len(lines) == 2
+    (level, warning), (info_level, info) = lines
+    assert level == "WARNING"
+    assert warning.startswith("gone could not be read: ProjectNotExist")
+    assert "\x1b" not in warning
+    assert "\n" not in warning
+    assert info_level == "INFO"
+    assert info.startswith("sweep 1: 1 groups (0 not OK, 0 ERR), 1/2 projects up")
