@@ -141,15 +141,15 @@ def service_source(svc: CheckpointService, target: TargetConfig) -> Source:
 
     async def sweep() -> list[LagResult]:
         results: list[LagResult] = []
+        # Filtered out at discovery: a group the config excludes costs no request at all.
         stream = svc.scan_lag(
-            list(target.projects), logstore_filter=target.logstore_wanted, concurrency=target.concurrency
+            list(target.projects),
+            logstore_filter=target.logstore_wanted,
+            consumer_group_filter=target.consumer_group_wanted,
+            concurrency=target.concurrency,
         )
         async with stream:
-            async for r in stream:
-                group = r.target.consumer_group
-                if group and not target.consumer_group_wanted(group):
-                    continue
-                results.append(r)
+            results.extend([r async for r in stream])
         return results
 
     def counts() -> Mapping[tuple[str, str], int]:

@@ -145,3 +145,34 @@ async def test_discovery_respects_the_throttled_projects_backpressure() -> None:
     (hot,) = [r for r in results if not r.ok]
     assert hot.target.project == "hot"
     assert sent["cool"] == 3
+
+
+async def test_filtered_out_groups_cost_no_request() -> None:
+    read: list[str] = []
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        path, _ = split(request)
+        if path == "/logstores":
+            return ok({"count": 2, "total": 2, "logstores": ["app-log", "audit"]})
+        if path.endswith("/consumergroups"):
+            return ok([{"name": n, "timeout": 60, "order": False} for n in ("cg-etl", "cg-test", "cg-x")])
+        read.append(path)
+        return ok([])
+
+    svc = service(handler)
+    async with svc:
+        results = [
+            r
+            async for r in svc.scan(
+                "proj-a", logstore_filter="app-*", consumer_group_filter=lambda g: g != "cg-test"
+            )
+        ]
+        lags = [r async for r in svc.scan_lag("proj-a", consumer_group_filter="cg-e*")]
+    assert sorted(str(r.target) for r in results) == ["proj-a/app-log/cg-etl", "proj-a/app-log/cg-x"]
+    assert sorted(str(r.target) for r in lags) == ["proj-a/app-log/cg-etl", "proj-a/audit/cg-etl"]
+    assert sorted(read) == [
+        "/logstores/app-log/consumergroups/cg-etl",
+        "/logstores/app-log/consumergroups/cg-etl",
+        "/logstores/app-log/consumergroups/cg-x",
+        "/logstores/audit/consumergroups/cg-etl",
+    ]
