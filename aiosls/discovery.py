@@ -21,7 +21,7 @@ from .models import CheckpointTarget
 if TYPE_CHECKING:
     from ._pipeline import Limiter, Observer, Pipeline
 
-__all__ = ["MAX_LOGSTORE_PAGES", "discover_targets", "list_logstores", "logstore_predicate"]
+__all__ = ["MAX_LOGSTORE_PAGES", "discover_targets", "list_logstores", "name_predicate"]
 
 R = TypeVar("R")
 
@@ -69,14 +69,14 @@ async def list_logstores(
     )
 
 
-def logstore_predicate(logstore_filter: str | Callable[[str], bool] | None) -> Callable[[str], bool]:
-    """A glob (``"app-*"``), a predicate, or None (every logstore) as a predicate."""
-    if logstore_filter is None:
+def name_predicate(name_filter: str | Callable[[str], bool] | None) -> Callable[[str], bool]:
+    """A glob (``"app-*"``), a predicate, or None (every name) as a predicate."""
+    if name_filter is None:
         return lambda _name: True
-    if isinstance(logstore_filter, str):
-        pattern = logstore_filter
+    if isinstance(name_filter, str):
+        pattern = name_filter
         return lambda name: fnmatch.fnmatchcase(name, pattern)
-    return logstore_filter
+    return name_filter
 
 
 _DONE: Final = object()
@@ -90,6 +90,7 @@ class _Discovery(Generic[R]):
         pipeline: Pipeline,
         projects: list[str],
         wanted: Callable[[str], bool],
+        wanted_group: Callable[[str], bool],
         concurrency: int,
         failures: deque[R],
         failure: Callable[[CheckpointTarget, SlsError], R],
@@ -99,6 +100,7 @@ class _Discovery(Generic[R]):
         self.pipeline = pipeline
         self.projects = deque(projects)
         self.wanted = wanted
+        self.wanted_group = wanted_group
         self.failures = failures
         self.failure = failure
         self.limiter = limiter
@@ -141,6 +143,8 @@ class _Discovery(Generic[R]):
                 self.failures.append(self.failure(CheckpointTarget(project, logstore, ""), exc))
                 continue
             for group in groups:
+                if not self.wanted_group(group.name):
+                    continue
                 await self.room.acquire()
                 self.queue.put_nowait(CheckpointTarget(project, logstore, group.name))
 
@@ -155,13 +159,14 @@ async def discover_targets(
     projects: Iterable[str],
     *,
     logstore_filter: str | Callable[[str], bool] | None,
+    consumer_group_filter: str | Callable[[str], bool] | None = None,
     concurrency: int,
     failures: deque[R],
     failure: Callable[[CheckpointTarget, SlsError], R],
     limiter: Limiter | None = None,
     observe: Observer | None = None,
 ) -> AsyncIterator[CheckpointTarget]:
-    """Yield a target for every consumer group of every matching logstore of ``projects``.
+    """Yield a target for every matching consumer group of every matching logstore of ``projects``.
 
     A listing that fails for a project or a logstore becomes ``failure(scope, error)`` in
     ``failures`` (its target has empty names below the failed scope) and discovery goes on
@@ -173,7 +178,8 @@ async def discover_targets(
     discovery = _Discovery(
         pipeline,
         names,
-        logstore_predicate(logstore_filter),
+        name_predicate(logstore_filter),
+        name_predicate(consumer_group_filter),
         concurrency,
         failures,
         failure,

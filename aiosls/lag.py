@@ -254,7 +254,8 @@ class LagSweep:
             # sweep goes straight to the oldest data instead of asking again.
             self._times.put(key, _BEFORE_BEGIN)
         expired = begin_value is not None and value < begin_value
-        return begin.seconds, expired, False
+        # begin == end: every package expired (or none was written): nothing is left to read.
+        return begin.seconds, expired, begin.cursor == end.cursor
 
     async def _edge(
         self, project: str, logstore: str, shard: int, where: str, limits: FanoutLimits | None

@@ -460,13 +460,15 @@ class CheckpointService:
         projects: str | Sequence[str],
         *,
         logstore_filter: str | Callable[[str], bool] | None = None,
+        consumer_group_filter: str | Callable[[str], bool] | None = None,
         concurrency: int = 64,
         per_project_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> CheckpointStream:
         """Discover every consumer group of ``projects`` and stream their checkpoints.
 
-        ``logstore_filter`` is a glob (``"app-*"``) or a predicate on logstore names. Projects
+        ``logstore_filter`` and ``consumer_group_filter`` are globs (``"app-*"``) or predicates
+        on names; groups filtered out cost no GetCheckPoint. Projects
         are discovered concurrently under the same bounds as the reads; a failed discovery
         step is reported as a result whose target names the scope that failed (empty
         ``logstore``/``consumer_group``), so one missing project hides nothing else.
@@ -478,6 +480,7 @@ class CheckpointService:
             self._pipeline,
             [projects] if isinstance(projects, str) else projects,
             logstore_filter=logstore_filter,
+            consumer_group_filter=consumer_group_filter,
             concurrency=concurrency,
             failures=failures,
             failure=lambda target, error: CheckpointResult(target, error=error),
@@ -535,6 +538,7 @@ class CheckpointService:
         projects: str | Sequence[str],
         *,
         logstore_filter: str | Callable[[str], bool] | None = None,
+        consumer_group_filter: str | Callable[[str], bool] | None = None,
         concurrency: int = 64,
         per_project_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
@@ -548,6 +552,7 @@ class CheckpointService:
             self._pipeline,
             [projects] if isinstance(projects, str) else projects,
             logstore_filter=logstore_filter,
+            consumer_group_filter=consumer_group_filter,
             concurrency=concurrency,
             failures=failures,
             failure=lambda target, error: LagResult(target, error=error),
