@@ -585,3 +585,15 @@ async def test_a_checkpoint_that_is_no_cursor_has_an_unknown_lag_not_a_made_up_o
     assert fine.lag_seconds == 50.0
     assert (lag.lag_seconds, lag.worst_shard) == (50.0, 1)
     assert sls.count("GetCursor", query="begin") == 0  # no "oldest data" to make a lag up from
+
+
+async def test_a_shard_whose_data_all_expired_is_caught_up_and_says_what_was_lost() -> None:
+    sls = FakeSls()
+    sls.add("app", {0: FakeShard(700, 700)})  # begin == end: everything expired
+    sls.group("app", "cg", {0: 500})
+    async with make(sls) as svc:
+        (s,) = (await svc.get_lag(P, "app", "cg")).shards
+    assert s.lag_seconds == 0.0  # nothing is left to read
+    assert s.caught_up is True
+    assert s.expired is True  # but packages 500..699 were never read
+    assert s.latest_time == s.consumed_time == T0  # SLS answers an empty shard's time with "now"
