@@ -54,6 +54,10 @@ Limiter = Callable[[str], AbstractAsyncContextManager[object]]
 #: Hears each attempt's outcome: ``observe(project, error)``, error None on success.
 Observer = Callable[[str, SlsError | None], None]
 _MAX_CLOCK_OFFSET: Final = timedelta(days=1)
+#: How often a successful answer's Date is compared with the local clock, and by how much the
+#: two must differ (Date has whole seconds) before the offset is adopted.
+_CLOCK_SAMPLE_INTERVAL: Final = 60.0
+_CLOCK_RESOLUTION: Final = timedelta(seconds=2)
 _TOKEN_EXPIRED_CODES: Final = frozenset({"SecurityTokenExpired", "SecurityToken.Expired"})
 
 
@@ -137,6 +141,7 @@ class Pipeline:
         self.monotonic = monotonic
         self.rng = rng or random.Random()
         self.clock_offset = timedelta(0)
+        self._next_clock_sample = 0.0
         self.closed = False
         #: Every HTTP request sent, every attempt counted.
         self.requests_sent = 0
@@ -299,6 +304,8 @@ class Pipeline:
                         self._log_request(op, None, None, sent_at, exc)
                     raise
             if response.status == 200:
+                if self.monotonic() >= self._next_clock_sample:
+                    self._sample_clock(response)
                 self.request_counts[op.name, "ok"] += 1
                 if observe is not None:
                     observe(op.project, None)
@@ -365,14 +372,28 @@ class Pipeline:
         # Raised outside the handler and unchained: the provider's exception may quote a secret.
         raise error
 
-    def _learn_clock_offset(self, response: HttpResponse) -> bool:
+    def _sample_clock(self, response: HttpResponse) -> None:
+        """Every minute, compare the local clock with a successful answer's ``Date``: commit
+        ages (lag, health) are judged on the server's clock, and a clock a few minutes off,
+        still inside the signature's 15 minutes, would otherwise never be corrected."""
+        self._next_clock_sample = self.monotonic() + _CLOCK_SAMPLE_INTERVAL
+        offset = self._server_offset(response)
+        # Date has whole seconds: only a difference beyond that is worth adopting.
+        if offset is not None and abs(offset - self.clock_offset) > _CLOCK_RESOLUTION:
+            self.clock_offset = offset
+            logger.info(
+                "local clock is %.0fs off the server's; using the server's time", -offset.total_seconds()
+            )
+
+    def _server_offset(self, response: HttpResponse) -> timedelta | None:
+        """Server time (its ``Date``) minus local time, or None without a usable ``Date``."""
         date = response.headers.get("date")
         if not date:
-            return False
+            return None
         try:
             server = parsedate_to_datetime(date)
         except (TypeError, ValueError, IndexError):
-            return False
+            return None
         if server.tzinfo is None:
             server = server.replace(tzinfo=UTC)
         offset = server - self.clock()
@@ -382,6 +403,12 @@ class Pipeline:
             logger.warning(
                 "ignoring a server Date %s, more than a day off the local clock", safe_text(date, 64)
             )
+            return None
+        return offset
+
+    def _learn_clock_offset(self, response: HttpResponse) -> bool:
+        offset = self._server_offset(response)
+        if offset is None:
             return False
         self.clock_offset = offset
         logger.warning(

@@ -518,3 +518,19 @@ async def test_a_failing_credentials_provider_is_an_auth_error_per_target() -> N
     assert info.value.__context__ is None
     assert [type(r.error) for r in results] == [AuthError] * 3
     assert transport.requests == []
+
+
+async def test_a_clock_minutes_off_is_corrected_from_a_successful_answer() -> None:
+    """Lag's commit ages are judged on the server's clock: a local clock 3 minutes slow (inside
+    the 15 minutes a signature tolerates, so never RequestTimeExpired) is learned from ``Date``."""
+    time = FakeTime()
+    server_now = T0 + timedelta(minutes=3)
+    date = server_now.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    svc, _ = make(lambda _r: ok(checkpoints_body(1), Date=date), time=time)
+    async with svc:
+        await svc.get_checkpoints("my-project", "app-log", "cg-main")
+        assert svc.clock_offset == timedelta(minutes=3)
+        # Sampled at most once a minute (monotonic): a second answer within it is not parsed.
+        time.now += timedelta(seconds=59)
+        await svc.get_checkpoints("my-project", "app-log", "cg-main")
+        assert svc.clock_offset == timedelta(minutes=3)
