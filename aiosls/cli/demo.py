@@ -174,9 +174,8 @@ async def command(args: argparse.Namespace, ctx: Context) -> int:
             requests = svc.requests_sent
             now = datetime.now(UTC) + svc.clock_offset
         injected = {kind: n for kind, n in sorted(emu.faults.injected.items()) if n}
-    report(swept, args, ctx, now)
-    if ctx.show_summary:
-        rate = f"{requests / swept.seconds:,.0f}" if swept.seconds > 0 else "-"
-        faults_text = ", ".join(f"{kind}={n}" for kind, n in injected.items()) or "none"
-        ctx.err.write(f"aiosls demo: {requests:,} requests ({rate}/s); faults injected: {faults_text}\n")
+    rate = f"{requests / swept.seconds:,.0f}" if swept.seconds > 0 else "-"
+    faults_text = ", ".join(f"{kind}={n}" for kind, n in injected.items()) or "none"
+    note = f"aiosls demo: {requests:,} requests ({rate}/s); faults injected: {faults_text}"
+    report(swept, args, ctx, now, notes=[note])
     return ctx.exit_code(exit_code(swept.errors, succeeded=swept.ok))

@@ -117,7 +117,10 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
+        # The first results arrive in a burst: no rate until there is a second to average over.
+        if speed is None or (task.elapsed or 0.0) < 1.0:
+            return Text("")
+        return Text(f"{speed:,.0f}/s", style="progress.data.speed")
 
 
 class NullProgress:
@@ -151,7 +154,7 @@ class ScanProgress(NullProgress):
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=30),
             MofNCompleteColumn(),
             _RateColumn(),
             TextColumn("eta"),

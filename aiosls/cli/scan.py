@@ -87,6 +87,7 @@ async def discover(
             failures.append(CheckpointResult(CheckpointTarget(project, logstore, ""), error=exc))
             groups = []
         found.put_nowait([CheckpointTarget(project, logstore, g.name) for g in groups])
+        progress.found(len(groups))
 
     async def one_project(project: str) -> None:
         try:
@@ -104,10 +105,13 @@ async def discover(
         progress.project_done()
 
     async def every_project() -> None:
+        # Runs ahead of the reading (the fan-out pulls targets as workers free up), so the
+        # progress display's total is final as soon as discovery is over.
         try:
             async with asyncio.TaskGroup() as tg:
                 for project in projects:
                     tg.create_task(one_project(project))
+            progress.discovered()
         finally:
             found.put_nowait(None)
 
@@ -115,11 +119,9 @@ async def discover(
     runner = asyncio.ensure_future(every_project())
     try:
         while (batch := await found.get()) is not None:
-            progress.found(len(batch))
             for target in batch:
                 yield target
         await runner  # a bug in discovery propagates
-        progress.discovered()
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -217,9 +219,11 @@ def _where(r: CheckpointResult) -> str:
     return "/".join(part for part in (t.project, t.logstore, t.consumer_group) if part)
 
 
-def report(swept: Sweep, args: argparse.Namespace, ctx: Context, now: datetime) -> None:
+def report(
+    swept: Sweep, args: argparse.Namespace, ctx: Context, now: datetime, *, notes: Sequence[str] = ()
+) -> None:
     """The table or JSON document of a sweep (NDJSON was streamed), failure lines under a
-    table, then the summary line."""
+    table, ``notes``, then the summary line: always the last line of stderr."""
     from .output import cell, print_table, severity_style
     from .run import one_line, summary_line
     from .triage import Status, evaluate, group_dict, human_age, worst_first
@@ -264,6 +268,7 @@ def report(swept: Sweep, args: argparse.Namespace, ctx: Context, now: datetime) 
             )
     ctx.out.flush()
     if ctx.show_summary:
+        ctx.err.write("".join(note + "\n" for note in notes))
         signum = ctx.interrupted if swept.interrupted else None
         line = summary_line(
             total=swept.total, ok=swept.ok, retries=swept.retries, seconds=swept.seconds, interrupted=signum
