@@ -8,12 +8,12 @@ reaches a cell (it must not move the cursor or recolour the terminal) and never 
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, TextIO
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import (
@@ -40,6 +40,7 @@ __all__ = [
     "cell",
     "log_handler",
     "make_console",
+    "plain_table",
     "print_table",
     "progress_for",
 ]
@@ -50,6 +51,8 @@ MAX_CELL: Final = 256
 LOG_FORMAT: Final = "aiosls: %(levelname)s %(name)s: %(message)s"
 #: A plain table never wraps: scripts cut columns by position or by runs of blanks.
 _UNBOUNDED_WIDTH: Final = 1_000_000
+#: The most rows a terminal table gets from rich (beyond, the plain layout: rich is slow).
+MAX_RICH_ROWS: Final = 1000
 _STYLES: Final = {0: "bold red", 1: "red", 2: "yellow", 3: "yellow", 4: "cyan"}
 
 
@@ -86,30 +89,53 @@ def print_table(
     *,
     right: Iterable[int] = (),
 ) -> None:
-    """A table: boxed header and colour on a terminal, plain aligned columns elsewhere."""
+    """A table: rich's (bold header, colour) on a terminal, plain aligned columns elsewhere.
+
+    A terminal table of more than :data:`MAX_RICH_ROWS` rows is printed plain too: rich lays
+    out a few hundred rows a second, and nobody reads ten thousand rows in colour.
+    """
     align_right = set(right)
-    terminal = console.is_terminal
+    body = list(rows)
+    if not console.is_terminal or len(body) > MAX_RICH_ROWS:
+        console.file.write(plain_table(headers, body, right=align_right))
+        return
     table = Table(
-        box=box.SIMPLE_HEAD if terminal else None,
+        box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
         padding=(0, 1),
-        header_style="bold" if terminal else "",
+        header_style="bold",
         expand=False,
     )
     for i, header in enumerate(headers):
         table.add_column(header, justify="right" if i in align_right else "left", overflow="fold")
-    for row in rows:
+    for row in body:
         table.add_row(*row)
-    if terminal:
-        console.print(table)
-        return
-    # Rendered off-screen, then written without the blanks rich pads each line with.
-    buffer = io.StringIO()
-    plain = Console(file=buffer, color_system=None, no_color=True, width=_UNBOUNDED_WIDTH, emoji=False)
-    plain.print(table)
-    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
-    console.file.write(text + "\n")
+    console.print(table)
+
+
+def _width(text: str) -> int:
+    """Terminal cells ``text`` takes (wide CJK characters take two)."""
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[Text]], *, right: Iterable[int] = ()) -> str:
+    """Columns two blanks apart, no trailing blanks, no styles: stable text for scripts."""
+    align_right = set(right)
+    body = [[cell.plain for cell in row] for row in rows]
+    widths = [_width(h) for h in headers]
+    for row in body:
+        for i, text in enumerate(row):
+            widths[i] = max(widths[i], _width(text))
+
+    def line(cells: Sequence[str]) -> str:
+        padded = []
+        for i, text in enumerate(cells):
+            fill = " " * (widths[i] - _width(text))
+            padded.append(fill + text if i in align_right else text + fill)
+        return "  ".join(padded).rstrip()
+
+    return "".join(line(cells) + "\n" for cells in [list(headers), *body])
 
 
 class _RateColumn(ProgressColumn):

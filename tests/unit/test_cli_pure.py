@@ -294,3 +294,18 @@ def test_plain_log_lines_when_not_a_terminal() -> None:
     record = logging.LogRecord("aiosls.retry", logging.WARNING, __file__, 1, "retrying %s", ("X",), None)
     handler.handle(record)
     assert out.getvalue() == "aiosls: WARNING aiosls.retry: retrying X\n"
+
+
+def test_plain_table_aligns_wide_characters() -> None:
+    text = output.plain_table(
+        ("NAME", "N"), [[output.cell("日志"), output.cell(1)], [output.cell("ab"), output.cell(2)]]
+    )
+    assert text.splitlines() == ["NAME  N", "日志  1", "ab    2"]
+
+
+def test_a_long_table_on_a_terminal_is_plain() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    rows = [[output.cell(f"cg-{i}")] for i in range(output.MAX_RICH_ROWS + 1)]
+    output.print_table(console, ("GROUP",), rows)
+    assert out.getvalue() == output.plain_table(("GROUP",), rows)
