@@ -41,8 +41,8 @@ FORMATS: Final = ("table", "json", "ndjson")
 MAX_CONCURRENCY: Final = 10_000
 #: Total seconds one call may take, retries and backoff included (the retry deadline is 60 s).
 DEFAULT_TIMEOUT: Final = 120.0
-#: The longest duration any option takes (a day); more is a typo.
-MAX_SECONDS: Final = 86_400.0
+#: The longest duration any option takes (30 days); more is a typo.
+MAX_SECONDS: Final = 30 * 86_400.0
 
 # --- usage errors that never repeat a secret ------------------------------------------------------
 

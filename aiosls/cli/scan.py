@@ -165,8 +165,12 @@ async def sweep(
 
     result = Sweep()
     failures: list[CheckpointResult] = []
-    progress = progress_for(ctx.err_console, enabled=ctx.show_progress)
     streaming = args.format == "ndjson"
+    # NDJSON lines on the same terminal would run through the live display (and are progress
+    # enough): the display is for output that comes at the end.
+    progress = progress_for(
+        ctx.err_console, enabled=ctx.show_progress and not (streaming and ctx.out.isatty())
+    )
 
     def take(r: CheckpointResult) -> None:
         result.total += 1

@@ -97,9 +97,12 @@ def conn(emu: Emulator) -> list[str]:
     return ["--endpoint", emu.endpoint, "--region", "cn-hangzhou"]
 
 
-async def run(*argv: str, stdin: str = "", stderr: io.StringIO | None = None) -> Run:
+async def run(
+    *argv: str, stdin: str = "", stderr: io.StringIO | None = None, stdout: io.StringIO | None = None
+) -> Run:
     """``main(argv)`` in a thread (it runs its own event loop) while the emulator serves on ours."""
-    out, err = io.StringIO(), stderr if stderr is not None else io.StringIO()
+    out = stdout if stdout is not None else io.StringIO()
+    err = stderr if stderr is not None else io.StringIO()
     code = await asyncio.to_thread(main, list(argv), stdout=out, stderr=err, stdin=io.StringIO(stdin))
     return Run(code, out.getvalue(), err.getvalue())
 
@@ -433,6 +436,18 @@ async def test_progress_on_a_terminal(emu: Emulator, creds: None) -> None:
     # The display is erased (cursor up, erase line) before the summary line is printed.
     assert "\x1b[2K" in r.err
     assert summary(r.err.split("\x1b[2K")[-1].rstrip("\n").split("\r")[-1] + "\n")["total"] == 60
+
+
+async def test_ndjson_to_a_terminal_gets_no_progress_display(emu: Emulator, creds: None) -> None:
+    emu.faults.configure(latency_ms=50)
+    r = await run(
+        "scan", "big-project", *conn(emu), "--format", "ndjson", "--concurrency", "2",
+        stdout=TtyStringIO(), stderr=TtyStringIO(),
+    )  # fmt: skip
+    assert r.code == 0
+    assert len(r.out.splitlines()) == 60
+    assert "reading" not in r.err
+    assert summary(r.err)["total"] == 60
 
 
 async def test_retries_are_quiet_by_default_and_shown_with_v(emu: Emulator, creds: None) -> None:
