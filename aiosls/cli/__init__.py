@@ -1,12 +1,14 @@
 """The ``aiosls`` command: ``demo``, ``checkpoints``, ``scan`` and ``emulator``.
 
-Each subcommand lives in its own module, registered in :data:`COMMANDS` by module path and
-imported only when it runs (``--help`` imports no aiohttp, no rich, no emulator). A module
-provides ``HELP``, optionally ``DESCRIPTION``, ``add_arguments(parser)`` (import-light) and
-``async def command(args, ctx) -> int`` (see :mod:`aiosls.cli.run`). A command that treats a
-signal as a normal stop (a server) runs in ``ctx.interruptible(...)``, sets ``ctx.reported``
-and returns 0. Every registered command needs rich (``pip install 'aiosls[cli]'``); ``emulator``
-does not.
+Each subcommand lives in its own module, registered in :data:`COMMANDS` with its help line,
+and imported only when it is the one that runs: ``aiosls --help`` imports no command module,
+and ``aiosls scan --help`` only :mod:`aiosls.cli.scan` (no aiohttp, no rich, no emulator).
+
+A command module provides ``add_arguments(parser)`` and either (kind ``"async"``)
+``async def command(args, ctx) -> int``, run by :mod:`aiosls.cli.run` (signals, logging by
+verbosity, one-line errors; it needs rich: ``pip install 'aiosls[cli]'``), or (kind ``"run"``)
+``def run(args) -> int`` that owns its loop, signals and logging (a server such as the
+exporter). ``emulator`` parses its own options and never needs rich.
 """
 
 from __future__ import annotations
@@ -16,19 +18,33 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any, Final, TextIO
+from typing import Any, Final, Literal, NamedTuple, TextIO
 
 from .exits import EPILOG, EXIT_USAGE
 from .options import Parser
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
-#: Subcommand -> the module implementing it, in ``--help`` order. ``aiosls exporter`` (issue 14)
-#: registers here as ``"exporter": "aiosls.exporter.cli"``.
-COMMANDS: Final[dict[str, str]] = {
-    "demo": "aiosls.cli.demo",
-    "checkpoints": "aiosls.cli.checkpoints",
-    "scan": "aiosls.cli.scan",
+
+class Command(NamedTuple):
+    """A subcommand: where it lives, its ``--help`` line, how it runs, whether it needs rich."""
+
+    module: str
+    help: str
+    kind: Literal["async", "run"] = "async"
+    needs_rich: bool = True
+
+
+#: Subcommands in ``--help`` order. ``aiosls exporter`` (issue 14) registers here as
+#: ``"exporter": Command("aiosls.exporter.cli", "serve consumer lag ...", "run", needs_rich=False)``.
+COMMANDS: Final[dict[str, Command]] = {
+    "demo": Command(
+        "aiosls.cli.demo", "scan a realistic fleet on the embedded emulator (no cloud account needed)"
+    ),
+    "checkpoints": Command("aiosls.cli.checkpoints", "show one consumer group's checkpoints"),
+    "scan": Command(
+        "aiosls.cli.scan", "discover every consumer group of projects and show their checkpoints, worst first"
+    ),
 }
 _GLOBAL_FLAGS: Final = frozenset({"--debug", "-v", "--verbose", "-q", "--quiet"})
 _INSTALL_HINT: Final = "aiosls: error: the {command} command needs rich: pip install 'aiosls[cli]'\n"
@@ -45,8 +61,17 @@ def _add_verbosity(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line (every subcommand's options; the emulator's are its own)."""
+def _invoked(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` runs (the first word after the global flags), if any."""
+    for word in argv:
+        if word not in _GLOBAL_FLAGS:
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line. With ``argv``, only the subcommand it runs gets its options (the
+    others are listed by name and help line, their modules not imported); without, all do."""
     from .. import __version__
 
     formatter = argparse.RawDescriptionHelpFormatter
@@ -60,19 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbosity(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for name, path in COMMANDS.items():
-        module = importlib.import_module(path)
+    wanted = None if argv is None else _invoked(argv)
+    for name, spec in COMMANDS.items():
+        if argv is not None and name != wanted:
+            sub.add_parser(name, help=spec.help, add_help=False)
+            continue
+        module = importlib.import_module(spec.module)
         child = sub.add_parser(
             name,
-            help=module.HELP,
-            description=getattr(module, "DESCRIPTION", module.HELP),
-            epilog=EPILOG,
+            help=spec.help,
+            description=getattr(module, "DESCRIPTION", spec.help),
+            epilog=EPILOG if spec.kind == "async" else None,
             formatter_class=formatter,
         )
         module.add_arguments(child)
-        _add_verbosity(child, sub=True)
+        if spec.kind == "async":
+            _add_verbosity(child, sub=True)
     # Its options are parsed by `aiosls.cli.emulator` (see main); listed here for --help.
-    sub.add_parser("emulator", help="run the local SLS emulator until Ctrl-C", add_help=False)
+    sub.add_parser(
+        "emulator", help="run the local SLS emulator until Ctrl-C (no rich needed)", add_help=False
+    )
     return parser
 
 
@@ -103,7 +135,7 @@ def main(
         from .emulator import main as emulator_main
 
         return emulator_main(emulator_argv, out, err)
-    parser = build_parser()
+    parser = build_parser(words)
     try:
         # argparse prints usage errors, --help and --version itself: to our streams, please.
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -111,15 +143,19 @@ def main(
     except SystemExit as exc:  # argparse: --help/--version exit 0, bad usage exits 2
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
-    try:
-        import rich  # noqa: F401  (the extra every command but the emulator needs)
-    except ImportError:
-        err.write(_INSTALL_HINT.format(command=args.command))
-        return EXIT_USAGE
+    spec = COMMANDS[args.command]
+    module = importlib.import_module(spec.module)
+    if spec.needs_rich:
+        try:
+            import rich  # noqa: F401  (the cli extra)
+        except ImportError:
+            err.write(_INSTALL_HINT.format(command=args.command))
+            return EXIT_USAGE
+    if spec.kind == "run":
+        return int(module.run(args))
     from .run import DEBUG, NORMAL, QUIET, VERBOSE, Context, run
 
     verbosity = DEBUG if args.debug else VERBOSE if args.verbose else QUIET if args.quiet else NORMAL
-    module = importlib.import_module(COMMANDS[args.command])
     return run(module.command, args, Context(out, err, inp, verbosity=verbosity))
 
 

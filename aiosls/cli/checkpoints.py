@@ -14,9 +14,8 @@ if TYPE_CHECKING:
 
 __all__ = ["add_arguments", "command"]
 
-HELP = "show one consumer group's checkpoints"
 DESCRIPTION = (
-    "Read one consumer group's checkpoint per shard: update time, age, consumer and status "
+    "Read one consumer group's checkpoint per shard: update time, age, consumer and status\n"
     "(JSON keeps the raw cursor)."
 )
 #: SLS shard ids are non-negative 32-bit integers.

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_arguments", "command", "demo_seed"]
 
-HELP = "scan a realistic fleet on the embedded emulator (no cloud account needed)"
 DESCRIPTION = "Start the emulator in-process, seed a fleet, scan it through CheckpointService."
 # `aiosls demo` builds its whole fleet in memory: keep it to what a laptop scans in minutes.
 MAX_DEMO_PROJECTS: Final = 1000

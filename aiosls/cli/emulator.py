@@ -10,9 +10,7 @@ from typing import TextIO
 
 from .options import Parser
 
-__all__ = ["HELP", "main"]
-
-HELP = "run the local SLS emulator until Ctrl-C (no rich needed)"
+__all__ = ["main"]
 
 
 def main(argv: list[str], out: TextIO, err: TextIO) -> int:

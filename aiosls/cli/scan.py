@@ -30,10 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Sweep", "add_arguments", "command", "discover", "report", "sweep"]
 
-HELP = "discover every consumer group of projects and show their checkpoints, worst first"
 DESCRIPTION = (
-    "Discover every consumer group of PROJECTs (optionally only logstores matching a glob) and "
-    "read their checkpoints: a table worst first, or JSON/NDJSON rows with status and ages."
+    "Discover every consumer group of PROJECTs (optionally only logstores matching a glob)\n"
+    "and read their checkpoints: a table worst first, or JSON/NDJSON rows with status and ages."
 )
 #: Failure lines printed under a table (the table and --format json hold them all).
 MAX_FAILURE_LINES = 10
@@ -53,7 +52,11 @@ def add_reading_args(parser: argparse.ArgumentParser) -> None:
         "--concurrency", type=concurrency, default=64, help="requests in flight (default: 64)"
     )
     parser.add_argument(
-        "--per-project-concurrency", type=concurrency, default=None, help="requests in flight per project"
+        "--per-project-concurrency",
+        type=concurrency,
+        default=None,
+        metavar="N",
+        help="requests in flight per project",
     )
     add_output_args(parser)
     parser.add_argument("--problems", action="store_true", help="show only groups whose status is not ok")

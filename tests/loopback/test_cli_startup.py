@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,35 @@ def test_help_imports_no_heavy_module(argv: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_registered_run_command_owns_its_run(tmp_path: Path) -> None:
+    # How `aiosls exporter` mounts: a module with add_arguments(parser) and run(args) -> int,
+    # registered in COMMANDS. Its module is imported only when it runs; rich is not required.
+    (tmp_path / "fake_server.py").write_text(
+        "import sys\n"
+        "def add_arguments(parser):\n"
+        "    parser.add_argument('--listen')\n"
+        "    parser.add_argument('--debug', action='store_true')\n"
+        "def run(args):\n"
+        "    print('serving on', args.listen, 'debug', args.debug)\n"
+        "    return 0\n"
+    )
+    code = (
+        "import sys; sys.modules['rich'] = None\n"
+        "from aiosls.cli import COMMANDS, Command, main\n"
+        "COMMANDS['fake'] = Command('fake_server', 'a test server', 'run', needs_rich=False)\n"
+        "assert main(['--help']) == 0 and 'fake_server' not in sys.modules\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}", "PATH": os.environ.get("PATH", "")}
+    done = subprocess.run(
+        [sys.executable, "-c", code, "fake", "--listen", ":9464", "--debug"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "a test server" in done.stdout  # listed in --help
+    assert done.stdout.splitlines()[-1] == "serving on :9464 debug True"
