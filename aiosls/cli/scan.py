@@ -185,9 +185,10 @@ async def sweep(
         if not streaming:
             result.results.append(r)
             return
-        view = evaluate(r, _now(svc), stale_after=args.stale_after)
+        now = _now(svc)
+        view = evaluate(r, now, stale_after=args.stale_after)
         if not args.problems or view.status is not Status.OK:
-            ctx.out.write(_dumps(group_dict(view, _now(svc))) + "\n")
+            ctx.out.write(_dumps(group_dict(view, now)) + "\n")
             ctx.out.flush()
 
     async def read() -> None:
