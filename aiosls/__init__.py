@@ -35,17 +35,26 @@ if _typing.TYPE_CHECKING:
         TransportError,
         ValidationError,
     )
-    from .fanout import CheckpointStream
-    from .models import CheckpointResult, CheckpointTarget, ConsumerGroup, Shard, ShardCheckpoint
+    from .fanout import CheckpointStream, LagStream
+    from .health import GroupHealth, Health, HealthEvaluator, ShardHealth
+    from .models import (
+        CheckpointResult,
+        CheckpointTarget,
+        ConsumerGroup,
+        GroupLag,
+        LagResult,
+        Shard,
+        ShardCheckpoint,
+        ShardLag,
+    )
     from .retry import DEFAULT_RETRY, NO_RETRY, UPDATE_CHECKPOINT_RETRY, Backoff, RetryPolicy
     from .service import CheckpointService
     from .timeouts import Timeouts
     from .transport import HttpRequest, HttpResponse, Transport
     from .transport.aiohttp import AiohttpTransport
-    from .transport.http11 import Http11Transport
     from .transport.memory import InMemoryTransport
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -67,10 +76,15 @@ __all__ = [
     "Credentials",
     "CredentialsProvider",
     "EnvironmentCredentialsProvider",
-    "Http11Transport",
+    "GroupHealth",
+    "GroupLag",
+    "Health",
+    "HealthEvaluator",
     "HttpRequest",
     "HttpResponse",
     "InMemoryTransport",
+    "LagResult",
+    "LagStream",
     "NotFoundError",
     "ReadTimeout",
     "RefreshingCredentialsProvider",
@@ -79,6 +93,8 @@ __all__ = [
     "ServiceClosedError",
     "Shard",
     "ShardCheckpoint",
+    "ShardHealth",
+    "ShardLag",
     "SlsError",
     "StaticCredentialsProvider",
     "ThrottlingError",
@@ -113,11 +129,19 @@ _LAZY: dict[str, str] = {
     "TransportError": "aiosls.errors",
     "ValidationError": "aiosls.errors",
     "CheckpointStream": "aiosls.fanout",
+    "LagStream": "aiosls.fanout",
+    "GroupHealth": "aiosls.health",
+    "Health": "aiosls.health",
+    "HealthEvaluator": "aiosls.health",
+    "ShardHealth": "aiosls.health",
     "CheckpointResult": "aiosls.models",
     "CheckpointTarget": "aiosls.models",
     "ConsumerGroup": "aiosls.models",
+    "GroupLag": "aiosls.models",
+    "LagResult": "aiosls.models",
     "Shard": "aiosls.models",
     "ShardCheckpoint": "aiosls.models",
+    "ShardLag": "aiosls.models",
     "DEFAULT_RETRY": "aiosls.retry",
     "NO_RETRY": "aiosls.retry",
     "UPDATE_CHECKPOINT_RETRY": "aiosls.retry",
@@ -129,7 +153,6 @@ _LAZY: dict[str, str] = {
     "HttpResponse": "aiosls.transport",
     "Transport": "aiosls.transport",
     "AiohttpTransport": "aiosls.transport.aiohttp",
-    "Http11Transport": "aiosls.transport.http11",
     "InMemoryTransport": "aiosls.transport.memory",
 }
 
