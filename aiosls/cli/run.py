@@ -53,7 +53,6 @@ class Context:
         #: The signal that interrupted the run, if one did.
         self.interrupted: signal.Signals | None = None
         self._section: asyncio.Future[Any] | None = None
-        self._retry_records = 0
         #: Set by a command whose own output already said it was interrupted (the summary).
         self.reported = False
 
@@ -66,12 +65,6 @@ class Context:
     def show_summary(self) -> bool:
         """The summary line unless ``-q`` (errors only)."""
         return self.verbosity > QUIET
-
-    def retries(self, svc: object) -> int:
-        """Retry attempts the service made: ``svc.retries`` where the library counts them,
-        else the retry records logged during this run."""
-        counted = getattr(svc, "retries", None)
-        return counted if isinstance(counted, int) else self._retry_records
 
     def exit_code(self, otherwise: int) -> int:
         """130/143 after SIGINT/SIGTERM, else ``otherwise``."""
@@ -102,22 +95,10 @@ class Context:
             main.cancel()  # not in a section, or a second signal: stop now
 
 
-class _RetryCounter(logging.Filter):
-    """Counts the retry records (the fallback of :meth:`Context.retries`); lets all through."""
-
-    def __init__(self, ctx: Context) -> None:
-        super().__init__()
-        self._ctx = ctx
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == RETRY_LOGGER and str(record.msg).startswith("retrying"):
-            self._ctx._retry_records += 1
-        return True
-
-
 class _Verbosity(logging.Filter):
-    """What reaches the terminal: ``-q`` errors; default warnings except per-retry lines (the
-    summary counts them); ``-v`` retries too; ``--debug`` everything."""
+    """What reaches the terminal: ``-q`` errors; default warnings, but no retry lines (each
+    retry and give-up: the summary counts retries, and the output reports every failure);
+    ``-v`` those too; ``--debug`` everything."""
 
     def __init__(self, verbosity: int) -> None:
         super().__init__()
@@ -140,20 +121,17 @@ def _logging(ctx: Context) -> Iterator[None]:
     ``main`` may run in-process many times."""
     handler = log_handler(ctx.err_console)
     handler.addFilter(_Verbosity(ctx.verbosity))
-    counter = _RetryCounter(ctx)
     root, ours, retry = logging.getLogger(), logging.getLogger("aiosls"), logging.getLogger(RETRY_LOGGER)
     saved = root.level, ours.level, retry.level
     root.addHandler(handler)
-    retry.addFilter(counter)
     root.setLevel(logging.WARNING)
-    # Records must be created to be counted or shown: retries always, the rest with --debug.
+    # Debug records are only created when they are shown (a fan-out logs a retry per attempt).
     ours.setLevel(logging.DEBUG if ctx.verbosity >= DEBUG else logging.INFO)
-    retry.setLevel(logging.DEBUG)
+    retry.setLevel(logging.DEBUG if ctx.verbosity >= VERBOSE else logging.INFO)
     try:
         yield
     finally:
         root.removeHandler(handler)
-        retry.removeFilter(counter)
         root.setLevel(saved[0])
         ours.setLevel(saved[1])
         retry.setLevel(saved[2])

@@ -218,7 +218,7 @@ async def sweep(
     finally:
         progress.stop()  # before anything else is printed to the terminal
         result.seconds = time.perf_counter() - started
-        result.retries = ctx.retries(svc)
+        result.retries = svc.retries
     return result
 
 
