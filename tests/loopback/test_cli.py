@@ -483,7 +483,15 @@ async def test_debug_shows_the_library_debug_records(emu: Emulator, creds: None)
     emu.faults.fail_next(1, "server_busy", api="GetCheckPoint")
     r = await run("--debug", "checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
     assert r.code == 0
-    assert re.search(r"^aiosls: (WARNING|DEBUG) aiosls\.retry: retrying GetCheckPoint", r.err, re.M), r.err
+    assert re.search(r"^aiosls: DEBUG aiosls\.retry: retrying GetCheckPoint", r.err, re.M), r.err
+    # A summary per request: operation, target, status, request id, duration.
+    assert re.search(
+        r"^aiosls: DEBUG aiosls: GetCheckPoint demo-project/app-log: 200 .*request [0-9A-F]{24}.* ms$",
+        r.err,
+        re.M,
+    ), r.err
+    quiet = await run("checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
+    assert quiet.err == ""  # none of that without --debug
 
 
 async def test_exit_3_when_every_target_fails_authentication(emu: Emulator, monkeypatch) -> None:
