@@ -15,7 +15,6 @@ if _typing.TYPE_CHECKING:
         Credentials,
         CredentialsProvider,
         EnvironmentCredentialsProvider,
-        RefreshingCredentialsProvider,
         StaticCredentialsProvider,
     )
     from .errors import (
@@ -47,6 +46,7 @@ if _typing.TYPE_CHECKING:
         ShardCheckpoint,
         ShardLag,
     )
+    from .providers import DefaultCredentialsProvider, RefreshingCredentialsProvider
     from .retry import DEFAULT_RETRY, NO_RETRY, UPDATE_CHECKPOINT_RETRY, Backoff, RetryPolicy
     from .service import CheckpointService
     from .timeouts import Timeouts
@@ -75,6 +75,7 @@ __all__ = [
     "ConsumerGroup",
     "Credentials",
     "CredentialsProvider",
+    "DefaultCredentialsProvider",
     "EnvironmentCredentialsProvider",
     "GroupHealth",
     "GroupLag",
@@ -111,7 +112,6 @@ _LAZY: dict[str, str] = {
     "Credentials": "aiosls.credentials",
     "CredentialsProvider": "aiosls.credentials",
     "EnvironmentCredentialsProvider": "aiosls.credentials",
-    "RefreshingCredentialsProvider": "aiosls.credentials",
     "StaticCredentialsProvider": "aiosls.credentials",
     "AlreadyExistsError": "aiosls.errors",
     "AuthError": "aiosls.errors",
@@ -142,6 +142,8 @@ _LAZY: dict[str, str] = {
     "Shard": "aiosls.models",
     "ShardCheckpoint": "aiosls.models",
     "ShardLag": "aiosls.models",
+    "DefaultCredentialsProvider": "aiosls.providers",
+    "RefreshingCredentialsProvider": "aiosls.providers",
     "DEFAULT_RETRY": "aiosls.retry",
     "NO_RETRY": "aiosls.retry",
     "UPDATE_CHECKPOINT_RETRY": "aiosls.retry",
