@@ -97,9 +97,12 @@ def conn(emu: Emulator) -> list[str]:
     return ["--endpoint", emu.endpoint, "--region", "cn-hangzhou"]
 
 
-async def run(*argv: str, stdin: str = "", stderr: io.StringIO | None = None) -> Run:
+async def run(
+    *argv: str, stdin: str = "", stderr: io.StringIO | None = None, stdout: io.StringIO | None = None
+) -> Run:
     """``main(argv)`` in a thread (it runs its own event loop) while the emulator serves on ours."""
-    out, err = io.StringIO(), stderr if stderr is not None else io.StringIO()
+    out = stdout if stdout is not None else io.StringIO()
+    err = stderr if stderr is not None else io.StringIO()
     code = await asyncio.to_thread(main, list(argv), stdout=out, stderr=err, stdin=io.StringIO(stdin))
     return Run(code, out.getvalue(), err.getvalue())
 
@@ -113,7 +116,24 @@ def run_sync(*argv: str) -> Run:
 def rows(table: str) -> list[list[str]]:
     """Data rows of a rendered table, split on runs of 2+ spaces (cells contain single spaces)."""
     lines = table.strip("\n").split("\n\n")[0].splitlines()
-    return [re.split(r" {2,}", line.strip()) for line in lines[2:]]
+    return [re.split(r" {2,}", line.strip()) for line in lines[1:]]
+
+
+SUMMARY = re.compile(
+    r"(?P<total>[\d,]+) groups?, (?P<ok>[\d,]+) ok, (?P<failed>[\d,]+) failed, "
+    r"(?P<retries>[\d,]+) retr(?:y|ies) absorbed, [\d.,]+ s"
+    r"(?P<interrupted>, interrupted by \w+: partial results)?"
+)
+
+
+def summary(err: str) -> dict[str, Any]:
+    """The summary line (the last stderr line) as numbers."""
+    match = SUMMARY.fullmatch(err.splitlines()[-1])
+    assert match, err
+    return {
+        **{k: int(match[k].replace(",", "")) for k in ("total", "ok", "failed", "retries")},
+        "interrupted": match["interrupted"],
+    }
 
 
 def assert_no_secret(*texts: str) -> None:
@@ -134,25 +154,28 @@ async def test_checkpoints_table(emu: Emulator, creds: None) -> None:
     r = await run("checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
     assert (r.code, r.err) == (0, "")
     lines = r.out.splitlines()
-    assert lines[0].split() == ["SHARD", "CHECKPOINT", "UPDATED", "(UTC)", "AGE", "CONSUMER"]
+    assert lines[0].split() == ["SHARD", "UPDATED", "(UTC)", "AGE", "CONSUMER", "STATUS"]
     assert rows(r.out) == [
-        ["0", CHECKPOINT, "2018-04-20 11:49:44", rows(r.out)[0][3], "c-1"],
-        ["1", "-", "-", "never", "-"],
+        ["0", "2018-04-20 11:49:44", rows(r.out)[0][2], "c-1", "STALE"],
+        ["1", "-", "never", "-", "never committed"],
     ]
-    assert rows(r.out)[0][3].endswith("d")  # years ago, in days
+    assert re.fullmatch(r"\d+d\d\dh", rows(r.out)[0][2])  # years ago, in days and hours
+    assert CHECKPOINT not in r.out  # times and ages, not cursors (JSON keeps them)
 
 
 async def test_checkpoints_json_and_ndjson(emu: Emulator, creds: None) -> None:
     r = await run("checkpoints", "demo-project", "app-log", "cg-main", *conn(emu), "--format", "json")
     assert r.code == 0
     doc = json.loads(r.out)
-    assert [(c["shard"], c["checkpoint"], c["committed"], c["consumer"]) for c in doc] == [
-        (0, CHECKPOINT, True, "c-1"),
-        (1, "", False, ""),
+    assert [(c["shard"], c["checkpoint"], c["committed"], c["consumer"], c["status"]) for c in doc] == [
+        (0, CHECKPOINT, True, "c-1", "stale"),
+        (1, "", False, "", "never_committed"),
     ]
     assert doc[0]["update_time"] == "2018-04-20T11:49:44.800922+00:00"
     assert doc[0]["update_time_us"] == 1524224984800922
+    assert doc[0]["commit_age_seconds"] > 5 * 365 * 86400
     assert doc[1]["update_time"] is None
+    assert doc[1]["commit_age_seconds"] is None
 
     r = await run(
         "checkpoints", "demo-project", "app-log", "cg-main", *conn(emu), "--format", "ndjson", "--shard", "1"
@@ -166,8 +189,27 @@ async def test_checkpoints_json_and_ndjson(emu: Emulator, creds: None) -> None:
             "consumer": "",
             "update_time": None,
             "update_time_us": 0,
+            "commit_age_seconds": None,
+            "status": "never_committed",
         }
     ]
+
+
+async def test_checkpoints_stale_after_sets_the_shard_status(emu: Emulator, creds: None) -> None:
+    emu.state.set_checkpoint("demo-project", "web-log", "cg-web", 0, "QQ==", consumer="c-9")
+    argv = ["checkpoints", "demo-project", "web-log", "cg-web", *conn(emu)]
+    assert rows((await run(*argv)).out)[0][-1] == "ok"  # committed just now
+    r = await run(*argv, "--stale-after", "0", "--format", "json")
+    assert json.loads(r.out)[0]["status"] == "stale"
+
+
+async def test_checkpoints_shard_beyond_the_logstore_names_the_shard_count(
+    emu: Emulator, creds: None
+) -> None:
+    r = await run("checkpoints", "demo-project", "app-log", "cg-main", *conn(emu), "--shard", "9")
+    assert r.code == 2
+    assert r.out == ""
+    assert r.err == "aiosls: error: --shard 9: no such shard; app-log has 2 shards (0, 1)\n"
 
 
 async def test_checkpoints_missing_group_is_one_line_exit_1(emu: Emulator, creds: None) -> None:
@@ -189,9 +231,10 @@ async def test_debug_adds_the_traceback(emu: Emulator, creds: None) -> None:
 # --- scan ---------------------------------------------------------------------------------------
 
 
-async def test_scan_table(emu: Emulator, creds: None) -> None:
+async def test_scan_table_worst_first(emu: Emulator, creds: None) -> None:
+    emu.state.set_checkpoint("demo-project", "web-log", "cg-web", 0, "QQ==", consumer="c-9")
     r = await run("scan", "demo-project", *conn(emu))
-    assert (r.code, r.err) == (0, "")
+    assert r.code == 0
     header = r.out.splitlines()[0].split()
     assert header == [
         "PROJECT",
@@ -200,16 +243,37 @@ async def test_scan_table(emu: Emulator, creds: None) -> None:
         "SHARDS",
         "COMMITTED",
         "LAST",
-        "UPDATE",
+        "COMMIT",
+        "(UTC)",
+        "AGE",
         "CONSUMERS",
         "STATUS",
     ]
     table = rows(r.out)
-    assert [tuple(row[:3]) for row in table] == sorted(DEMO_GROUPS)
+    # STALE, then never committed, then ok: the worst first.
+    assert [(row[2], row[-1]) for row in table] == [
+        ("cg-main", "STALE"),
+        ("cg-backup", "never committed"),
+        ("cg-web", "ok"),
+    ]
     by_group = {row[2]: row for row in table}
-    assert by_group["cg-main"][3:5] == ["2", "1"]
-    assert by_group["cg-main"][-1] == "STALE"
-    assert by_group["cg-backup"][-1] == "never committed"
+    assert by_group["cg-main"][3:6] == ["2", "1", "2018-04-20 11:49:44"]
+    assert re.fullmatch(r"\d+d\d\dh", by_group["cg-main"][6])
+    assert CHECKPOINT not in r.out
+    assert summary(r.err) == {"total": 3, "ok": 3, "failed": 0, "retries": 0, "interrupted": None}
+    assert len(r.err.splitlines()) == 1  # the summary line and nothing else
+
+
+async def test_scan_problems_shows_non_ok_rows_only(emu: Emulator, creds: None) -> None:
+    emu.state.set_checkpoint("demo-project", "web-log", "cg-web", 0, "QQ==", consumer="c-9")
+    r = await run("scan", "demo-project", *conn(emu), "--problems")
+    assert r.code == 0
+    assert [row[2] for row in rows(r.out)] == ["cg-main", "cg-backup"]
+    assert summary(r.err)["total"] == 3  # the summary still counts every group
+    for fmt in ("json", "ndjson"):
+        r = await run("scan", "demo-project", *conn(emu), "--problems", "--format", fmt)
+        docs = json.loads(r.out) if fmt == "json" else [json.loads(line) for line in r.out.splitlines()]
+        assert sorted(d["status"] for d in docs) == ["never_committed", "stale"]
 
 
 async def test_scan_logstore_glob(emu: Emulator, creds: None) -> None:
@@ -220,20 +284,43 @@ async def test_scan_logstore_glob(emu: Emulator, creds: None) -> None:
 
 async def test_scan_json_round_trips_into_the_documented_shape(emu: Emulator, creds: None) -> None:
     r = await run("scan", "demo-project", *conn(emu), "--format", "json")
-    assert (r.code, r.err) == (0, "")
+    assert r.code == 0
     doc = json.loads(r.out)
     assert isinstance(doc, list)
     assert sorted((d["project"], d["logstore"], d["consumer_group"]) for d in doc) == sorted(DEMO_GROUPS)
     for d in doc:
-        assert set(d) == {"project", "logstore", "consumer_group", "shard", "ok", "checkpoints"}
+        assert set(d) == {
+            "project",
+            "logstore",
+            "consumer_group",
+            "shard",
+            "ok",
+            "status",
+            "last_commit_time",
+            "last_commit_age_seconds",
+            "oldest_commit_age_seconds",
+            "shards",
+            "committed_shards",
+            "consumers",
+            "checkpoints",
+        }
         assert d["ok"] is True
-    main_cg = next(d for d in doc if d["consumer_group"] == "cg-main")
-    assert [c["checkpoint"] for c in main_cg["checkpoints"]] == [CHECKPOINT, ""]
+    assert [d["consumer_group"] for d in doc] == ["cg-main", "cg-backup", "cg-web"]  # worst first
+    main_cg = doc[0]
+    assert [c["checkpoint"] for c in main_cg["checkpoints"]] == [CHECKPOINT, ""]  # raw cursors
+    assert main_cg["status"] == "stale"
+    assert main_cg["last_commit_time"] == "2018-04-20T11:49:44.800922+00:00"
+    assert main_cg["last_commit_age_seconds"] > 5 * 365 * 86400
+    assert main_cg["last_commit_age_seconds"] == main_cg["checkpoints"][0]["commit_age_seconds"]
+    assert (main_cg["shards"], main_cg["committed_shards"], main_cg["consumers"]) == (2, 1, ["c-1"])
+    assert doc[1]["status"] == "never_committed"
+    assert doc[1]["last_commit_age_seconds"] is None
 
 
 async def test_scan_ndjson_one_object_per_target(emu: Emulator, creds: None) -> None:
     r = await run("scan", "demo-project", "big-project", *conn(emu), "--format", "ndjson")
-    assert (r.code, r.err) == (0, "")
+    assert r.code == 0
+    assert summary(r.err)["total"] == 63
     lines = r.out.splitlines()
     assert len(lines) == 3 + 60
     objs = [json.loads(line) for line in lines]
@@ -246,13 +333,16 @@ async def test_scan_missing_project_exits_1_and_prints_the_rest(emu: Emulator, c
     r = await run("scan", "demo-project", "missing-project", *conn(emu), "--format", fmt)
     assert r.code == 1
     assert "Traceback" not in r.err
+    assert summary(r.err) == {"total": 4, "ok": 3, "failed": 1, "retries": 0, "interrupted": None}
     if fmt == "table":
         table = rows(r.out)
-        assert [tuple(row[:3]) for row in table if row[0] == "demo-project"] == sorted(DEMO_GROUPS)
-        assert ["missing-project", "*", "*", "-", "-", "-", "-", "ERROR ProjectNotExist"] in table
+        assert sorted(tuple(row[:3]) for row in table if row[0] == "demo-project") == sorted(DEMO_GROUPS)
+        assert table[0] == ["missing-project", "*", "*", "-", "-", "-", "-", "-", "ERROR ProjectNotExist"]
         assert re.fullmatch(
-            r"aiosls: missing-project: ProjectNotExist \(404, request [0-9A-F]{24}\): .*\n", r.err
+            r"aiosls: missing-project: ProjectNotExist \(404, request [0-9A-F]{24}\): .*",
+            r.err.splitlines()[0],
         ), r.err
+        assert len(r.err.splitlines()) == 2
         return
     docs = json.loads(r.out) if fmt == "json" else [json.loads(line) for line in r.out.splitlines()]
     assert sum(d["ok"] for d in docs) == 3
@@ -260,6 +350,7 @@ async def test_scan_missing_project_exits_1_and_prints_the_rest(emu: Emulator, c
     assert failed["project"] == "missing-project"
     assert "checkpoints" not in failed
     assert failed["error"]["code"] == "ProjectNotExist"
+    assert failed["status"] == "error"
     assert failed["error"]["status"] == 404
     assert re.fullmatch(r"[0-9A-F]{24}", failed["error"]["request_id"])
 
@@ -324,16 +415,133 @@ async def test_progress_is_silent_when_stderr_is_not_a_terminal(emu: Emulator, c
     r = await run("scan", "big-project", *conn(emu))
     assert r.code == 0
     assert len(rows(r.out)) == 60
-    assert r.err == ""
+    assert r.err.splitlines() == [
+        "60 groups, 60 ok, 0 failed, 0 retries absorbed, " + r.err.split(", ")[-1].strip()
+    ]
+    assert "\x1b" not in r.out + r.err  # no colour, no cursor movement
 
 
 async def test_progress_on_a_terminal(emu: Emulator, creds: None) -> None:
+    # At least 30 rounds of 50 ms: the display (10 refreshes a second) draws many frames, and
+    # the rate shows once a second has passed.
+    emu.faults.configure(latency_ms=50)
     tty = TtyStringIO()
-    r = await run("scan", "big-project", *conn(emu), "--format", "json", stderr=tty)
+    r = await run("scan", "big-project", *conn(emu), "--format", "json", "--concurrency", "2", stderr=tty)
     assert r.code == 0
     assert len(json.loads(r.out)) == 60
-    assert "\rscanned 50 targets (0 failed)" in r.err
-    assert r.err.endswith("\r\033[K")  # the progress line is erased at the end
+    assert "discovering 1 project" in r.err
+    assert re.search(r"reading 60 groups .*\d+/60", r.err)  # the total once discovery is done
+    assert re.search(r"\d+/s", r.err)  # the rate
+    assert "eta" in r.err
+    # The display is erased (cursor up, erase line) before the summary line is printed.
+    assert "\x1b[2K" in r.err
+    assert summary(r.err.split("\x1b[2K")[-1].rstrip("\n").split("\r")[-1] + "\n")["total"] == 60
+
+
+async def test_ndjson_to_a_terminal_gets_no_progress_display(emu: Emulator, creds: None) -> None:
+    emu.faults.configure(latency_ms=50)
+    r = await run(
+        "scan", "big-project", *conn(emu), "--format", "ndjson", "--concurrency", "2",
+        stdout=TtyStringIO(), stderr=TtyStringIO(),
+    )  # fmt: skip
+    assert r.code == 0
+    assert len(r.out.splitlines()) == 60
+    assert "reading" not in r.err
+    assert summary(r.err)["total"] == 60
+
+
+async def test_retries_are_quiet_by_default_and_shown_with_v(emu: Emulator, creds: None) -> None:
+    argv = ["scan", "big-project", *conn(emu), "--format", "json"]
+    emu.faults.fail_next(5, "throttle", api="GetCheckPoint")
+    quiet = await run(*argv)
+    assert quiet.code == 0
+    assert len(quiet.err.splitlines()) == 1  # the summary line only
+    assert summary(quiet.err)["retries"] == 5
+    emu.faults.fail_next(5, "throttle", api="GetCheckPoint")
+    verbose = await run(*argv, "-v")
+    assert verbose.code == 0
+    retry_lines = [line for line in verbose.err.splitlines() if "retrying GetCheckPoint" in line]
+    assert len(retry_lines) == 5
+    assert all("ReadQuotaExceed" in line for line in retry_lines)
+    assert summary(verbose.err)["retries"] == 5
+    emu.faults.fail_next(5, "throttle", api="GetCheckPoint")
+    silent = await run(*argv, "-q")
+    assert (silent.code, silent.err) == (0, "")
+    assert len(json.loads(silent.out)) == 60
+
+
+async def test_quiet_still_shows_errors(emu: Emulator, creds: None) -> None:
+    r = await run("-q", "scan", "demo-project", "missing-project", *conn(emu))
+    assert r.code == 1
+    assert [line.split(":")[1].strip() for line in r.err.splitlines()] == ["missing-project"]
+    r = await run("checkpoints", "demo-project", "app-log", "cg-nope", *conn(emu), "-q")
+    assert r.code == 1
+    assert ONE_LINE_ERROR.fullmatch(r.err)
+
+
+async def test_debug_shows_the_library_debug_records(emu: Emulator, creds: None) -> None:
+    emu.faults.fail_next(1, "server_busy", api="GetCheckPoint")
+    r = await run("--debug", "checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
+    assert r.code == 0
+    assert re.search(r"^aiosls: DEBUG aiosls\.retry: retrying GetCheckPoint", r.err, re.M), r.err
+    # A summary per request: operation, target, status, request id, duration.
+    assert re.search(
+        r"^aiosls: DEBUG aiosls: GetCheckPoint demo-project/app-log: 200 .*request [0-9A-F]{24}.* ms$",
+        r.err,
+        re.M,
+    ), r.err
+    quiet = await run("checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
+    assert quiet.err == ""  # none of that without --debug
+
+
+async def test_exit_3_when_every_target_fails_authentication(emu: Emulator, monkeypatch) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", AK)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", WRONG_SK)
+    for fmt in ("table", "json", "ndjson"):
+        r = await run("scan", "demo-project", "big-project", *conn(emu), "--format", fmt)
+        assert r.code == 3, r.err
+        assert summary(r.err) == {"total": 2, "ok": 0, "failed": 2, "retries": 0, "interrupted": None}
+        assert_no_secret(r.out, r.err)
+    r = await run("checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
+    assert r.code == 3
+    assert "SignatureNotMatch" in r.err
+
+
+async def test_exit_4_when_the_endpoint_cannot_be_reached(creds: None) -> None:
+    # Nothing listens on a port we bound and closed: every connect is refused, so each call
+    # fails after its retries; --timeout bounds that.
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = ["--endpoint", f"http://127.0.0.1:{port}", "--region", "cn-hangzhou", "--timeout", "0.5"]
+    r = await run("scan", "p-one", "p-two", *endpoint, "--format", "ndjson")
+    assert r.code == 4, r.err
+    assert [json.loads(line)["error"]["type"] for line in r.out.splitlines()] in (
+        ["ConnectError", "ConnectError"],
+        ["ConnectError", "ReadTimeout"],
+        ["ReadTimeout", "ConnectError"],
+        ["ReadTimeout", "ReadTimeout"],
+    )
+    r = await run("checkpoints", "p-one", "app-log", "cg-main", *endpoint)
+    assert r.code == 4
+
+
+async def test_exit_1_when_some_fail_whatever_the_error(emu: Emulator, creds: None) -> None:
+    # A missing project beside a good one is a partial result; so is a missing project alone
+    # (the endpoint answered, the key worked).
+    assert (await run("scan", "missing-project", *conn(emu))).code == 1
+
+
+async def test_region_comes_from_the_environment(emu: Emulator, creds: None, monkeypatch) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou")
+    r = await run("checkpoints", "demo-project", "app-log", "cg-main", "--endpoint", emu.endpoint)
+    assert r.code == 0, r.err
+    monkeypatch.delenv("ALIBABA_CLOUD_REGION_ID")
+    r = await run("checkpoints", "demo-project", "app-log", "cg-main", "--endpoint", emu.endpoint)
+    assert r.code == 2
+    assert "ALIBABA_CLOUD_REGION_ID" in r.err
 
 
 # --- errors, usage, secrets ---------------------------------------------------------------------
@@ -428,7 +636,7 @@ async def test_no_secret_in_output_or_logs(
     assert "retrying GetCheckPoint" in runs[0].err  # the logs really went to stderr
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", WRONG_SK)
     bad = await run("--debug", "checkpoints", "demo-project", "app-log", "cg-main", *conn(emu))
-    assert bad.code == 1
+    assert bad.code == 3  # authentication failed (for the only target)
     assert "SignatureNotMatch" in bad.err
     assert "Traceback" in bad.err
     for r in [*runs, bad]:
@@ -542,11 +750,14 @@ def test_demo_defaults_scan_90_groups() -> None:
     assert len(table) == 90
     assert {row[0] for row in table} == {"demo-project-1", "demo-project-2", "demo-project-3"}
     assert all(row[3] == "4" for row in table)
-    statuses = {row[-1] for row in table}
-    assert {"ok", "STALE", "never committed", "unassigned"} <= statuses
-    assert re.search(r"^90 consumer groups \(.*\); 0 failed$", r.out, re.M)
-    assert re.search(r"^\d+ requests in [\d.]+s \([\d.]+ requests/s\); faults .*: none$", r.out, re.M)
-    assert "aiosls demo: emulator on http://127.0.0.1:" in r.err
+    statuses = [row[-1] for row in table]
+    assert {"ok", "STALE", "never committed", "unassigned"} <= set(statuses)
+    assert statuses.index("STALE") < statuses.index("never committed") < statuses.index("ok")  # worst first
+    lines = r.err.splitlines()
+    assert lines[0].startswith("aiosls demo: emulator on http://127.0.0.1:")
+    assert re.fullmatch(r"aiosls demo: [\d,]+ requests \([\d,]+/s\); faults injected: none", lines[1])
+    assert summary(r.err)["total"] == 90
+    assert len(lines) == 3
 
 
 def test_demo_small_fleet_json() -> None:
@@ -557,9 +768,13 @@ def test_demo_small_fleet_json() -> None:
     docs = json.loads(r.out)
     assert len(docs) == 4
     assert all(d["ok"] and len(d["checkpoints"]) == 2 for d in docs)
-    summary = json.loads(r.err.splitlines()[-1])["summary"]
-    assert summary["targets"] == 4
-    assert summary["failed"] == 0
+    assert summary(r.err) == {
+        "total": 4,
+        "ok": 4,
+        "failed": 0,
+        "retries": 0,
+        "interrupted": None,
+    }
 
 
 def test_demo_absorbs_throttling() -> None:
@@ -578,11 +793,12 @@ def test_demo_absorbs_throttling() -> None:
     )
     assert r.code == 0, r.err
     assert len(rows(r.out)) == 4
-    match = re.search(r"faults injected and absorbed by retries: throttle=(\d+)$", r.out, re.M)
-    assert match, r.out
+    match = re.search(r"faults injected: throttle=(\d+)$", r.err, re.M)
+    assert match, r.err
     assert int(match.group(1)) >= 1
-    assert "retrying" in r.err
-    assert "ReadQuotaExceed" in r.err
+    # Quiet: no line per retry, but the summary counts every one of them.
+    assert "retrying" not in r.err
+    assert summary(r.err)["retries"] == int(match.group(1))
 
 
 @pytest.mark.parametrize(
@@ -762,12 +978,14 @@ async def test_ndjson_streams_and_ctrl_c_exits_130(emu: Emulator) -> None:
             await proc.wait()
     assert proc.returncode == 130
     text = err.decode()
-    assert "aiosls: interrupted" in text
     assert "Traceback" not in text
     lines = [first.decode(), *out.decode().splitlines()]
     assert 1 <= len(lines) < 60
     for line in lines:
         json.loads(line)  # nothing half-written
+    counted = summary(text)
+    assert counted["interrupted"] == ", interrupted by SIGINT: partial results"
+    assert counted["total"] == len(lines)
     assert_no_secret(out.decode(), text)
 
 
@@ -789,5 +1007,6 @@ def test_demo_ctrl_c_exits_130() -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 130
-    assert out == ""
-    assert err == "aiosls: interrupted\n"
+    assert rows(out) == []  # the table of what was read: nothing yet
+    assert summary(err)["interrupted"] == ", interrupted by SIGINT: partial results"
+    assert len(err.splitlines()) == 2  # the demo's requests and faults, then the summary

@@ -18,13 +18,30 @@ README = (ROOT / "README.md").read_text()
 BLOCKS: list[tuple[str, str]] = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.S)
 PYTHON = [code for lang, code in BLOCKS if lang == "python"]
 SHELL = [code for lang, code in BLOCKS if lang == "sh"]
+TOML = [code for lang, code in BLOCKS if lang == "toml"]
 README_PORT = "18080"
 
 
-def _env(endpoint: str) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Where the ``aiosls`` console script is: next to this interpreter once installed (a nox
+    session); from a checkout, a stand-in that runs ``python -m aiosls`` from this tree."""
+    installed = Path(sys.executable).parent
+    if (installed / "aiosls").exists():
+        return str(installed)
+    shim = tmp_path_factory.mktemp("bin")
+    script = shim / "aiosls"
+    script.write_text(
+        f'#!/bin/sh\nPYTHONPATH={shlex.quote(str(ROOT))} exec {shlex.quote(sys.executable)} -m aiosls "$@"\n'
+    )
+    script.chmod(0o755)
+    return str(shim)
+
+
+def _env(endpoint: str, bin_dir: str = "") -> dict[str, str]:
     env = dict(os.environ)
-    # The console script lives next to this interpreter (a venv or nox session).
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{bin_dir or Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)  # the tree under test, installed or not
     env.update(
         ALIBABA_CLOUD_ACCESS_KEY_ID="demo-key",
         ALIBABA_CLOUD_ACCESS_KEY_SECRET="demo-secret",
@@ -60,7 +77,9 @@ def emulator() -> Iterator[str]:
 
 def test_readme_has_the_examples_this_file_runs() -> None:
     assert len(PYTHON) == 5
+    assert len(TOML) == 1
     assert any("aiosls demo" in code for code in SHELL)
+    assert "pip install '.[cli]' && aiosls demo" in SHELL[0]  # the first command installs the extra
     assert any(code.startswith("export ALIBABA_CLOUD_ACCESS_KEY_ID") for code in SHELL)
 
 
@@ -96,8 +115,14 @@ def test_python_examples_show_expected_results(emulator: str) -> None:
 
 
 def test_emulator_fixture_example_passes_under_pytest(tmp_path: Path) -> None:
+    # The README's configuration and test file, as a user's project; every warning an error
+    # (a deprecation warning fails it). `-p aiosls.testing` stands in for the entry point of an
+    # install (and is a no-op when aiosls is installed).
     code = next(c for c in PYTHON if "def test_" in c)
+    (tmp_path / "pyproject.toml").write_text(TOML[0])
     (tmp_path / "test_example.py").write_text(code)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run(
         [
             sys.executable,
@@ -106,15 +131,13 @@ def test_emulator_fixture_example_passes_under_pytest(tmp_path: Path) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
-            "-o",
-            "asyncio_mode=auto",
-            "-o",
-            "asyncio_default_fixture_loop_scope=function",
+            "-p",
+            "aiosls.testing",
             "-W",
             "error",
-            str(tmp_path / "test_example.py"),
         ],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -123,39 +146,50 @@ def test_emulator_fixture_example_passes_under_pytest(tmp_path: Path) -> None:
     assert "1 passed" in done.stdout
 
 
-def test_cli_examples_run_as_printed(emulator: str) -> None:
+def test_cli_examples_run_as_printed(emulator: str, bin_dir: str) -> None:
     block = next(code for code in SHELL if code.startswith("export ALIBABA_CLOUD_ACCESS_KEY_ID"))
     port = emulator.rsplit(":", 1)[1]
     script = "set -euo pipefail\n" + block.replace(README_PORT, port)
-    env = _env(emulator)
+    env = _env(emulator, bin_dir)
     for key in (
         "ALIBABA_CLOUD_ACCESS_KEY_ID",
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
         "ALIBABA_CLOUD_SLS_ENDPOINT",
+        "ALIBABA_CLOUD_REGION_ID",
     ):
-        env.pop(key)  # the block exports them itself
+        env.pop(key, None)  # the block exports them itself
     done = subprocess.run(
         ["bash", "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "SHARD" in out
-    assert "MTUyNDE1NTM3OTM3MzkwODQ5Ng==" in out
+    assert "MTUyNDE1NTM3OTM3MzkwODQ5Ng==" in out  # in the NDJSON rows
     json_line = next(line for line in out.splitlines() if line.startswith("[{"))
-    assert json.loads(json_line) == [
-        {
-            "shard": 1,
-            "checkpoint": "MTUyNDE1NTM3OTM3MzkwODUwMA==",
-            "committed": True,
-            "consumer": "c-2",
-            "update_time": "2018-04-20T11:49:50+00:00",
-            "update_time_us": 1524224990000000,
-        }
-    ]
+    [shard_1] = json.loads(json_line)
+    assert shard_1.pop("commit_age_seconds") > 0
+    assert shard_1 == {
+        "shard": 1,
+        "checkpoint": "MTUyNDE1NTM3OTM3MzkwODUwMA==",
+        "committed": True,
+        "consumer": "c-2",
+        "update_time": "2018-04-20T11:49:50+00:00",
+        "update_time_us": 1524224990000000,
+        "status": "stale",
+    }
     ndjson = [json.loads(line) for line in out.splitlines() if line.startswith('{"project"')]
     assert sorted((r["logstore"], r["consumer_group"]) for r in ndjson) == [
         ("app-log", "cg-audit"),
         ("app-log", "cg-main"),
         ("web-log", "cg-main"),
     ]
+    # --problems: cg-main is STALE, the other two never committed; nothing is ok here.
+    table = out.split("PROJECT")[-1]
+    assert [line.split()[2] for line in table.splitlines()[1:] if line.strip()] == [
+        "cg-main",
+        "cg-audit",
+        "cg-main",
+    ]
+    # One summary line per scan (app-* has two groups), nothing else: checkpoints print none.
+    assert [line.split(", ")[0] for line in done.stderr.splitlines()] == ["2 groups", "3 groups", "3 groups"]
     assert "demo-secret" not in out + done.stderr
