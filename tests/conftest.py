@@ -10,13 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 import yarl
+from helpers import EMULATOR_CREDS, EmulatorThread
 
 from aiosls import _sansio
 from aiosls.credentials import Credentials
-from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Emulator
+from aiosls.emulator import Emulator
 from aiosls.endpoint import parse_endpoint
-
-EMULATOR_CREDS = Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET)
 
 
 @pytest.fixture
@@ -83,37 +82,6 @@ def emulator_localhost_dns(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-
-
-class EmulatorThread:
-    """An :class:`Emulator` running on its own event loop in a daemon thread (for sync clients)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        import asyncio
-        import threading
-
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self.emulator = Emulator(**kwargs)
-        asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(10)
-
-    def run(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn()`` on the emulator's loop (to touch its state without races)."""
-        import asyncio
-
-        async def call() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
-
-    def close(self) -> None:
-        import asyncio
-
-        asyncio.run_coroutine_threadsafe(self.emulator.aclose(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
 
 
 @pytest.fixture

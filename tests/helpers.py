@@ -9,6 +9,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aiosls import HttpRequest, HttpResponse
+from aiosls.credentials import Credentials
+from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Emulator
 
 T0 = datetime(2024, 9, 5, 8, 30, 15, tzinfo=UTC)
 _rid = iter(range(1, 10**9))
@@ -76,3 +78,38 @@ def scripted(*responses: HttpResponse | BaseException) -> Callable[[HttpRequest]
         return item
 
     return handler
+
+
+#: The emulator's well-known demo key pair as client credentials.
+EMULATOR_CREDS = Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET)
+
+
+class EmulatorThread:
+    """An :class:`Emulator` running on its own event loop in a daemon thread (for sync clients)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.emulator = Emulator(**kwargs)
+        asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(10)
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn()`` on the emulator's loop (to touch its state without races)."""
+        import asyncio
+
+        async def call() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.emulator.aclose(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()

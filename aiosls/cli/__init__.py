@@ -35,8 +35,7 @@ class Command(NamedTuple):
     needs_rich: bool = True
 
 
-#: Subcommands in ``--help`` order. ``aiosls exporter`` (issue 14) registers here as
-#: ``"exporter": Command("aiosls.exporter.cli", "serve consumer lag ...", "run", needs_rich=False)``.
+#: Subcommands in ``--help`` order; ``aiosls emulator`` is dispatched before these.
 COMMANDS: Final[dict[str, Command]] = {
     "demo": Command(
         "aiosls.cli.demo", "scan a realistic fleet on the embedded emulator (no cloud account needed)"
@@ -44,6 +43,9 @@ COMMANDS: Final[dict[str, Command]] = {
     "checkpoints": Command("aiosls.cli.checkpoints", "show one consumer group's checkpoints"),
     "scan": Command(
         "aiosls.cli.scan", "discover every consumer group of projects and show their checkpoints, worst first"
+    ),
+    "exporter": Command(
+        "aiosls.exporter.cli", "serve consumer lag and health as Prometheus metrics", "run", needs_rich=False
     ),
 }
 _GLOBAL_FLAGS: Final = frozenset({"--debug", "-v", "--verbose", "-q", "--quiet"})

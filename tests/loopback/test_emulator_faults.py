@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 import yarl
-from conftest import EMULATOR_CREDS
+from helpers import EMULATOR_CREDS
 
 from aiosls import _sansio
 from aiosls.emulator import Emulator, FaultConfig

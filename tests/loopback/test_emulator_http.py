@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yarl
-from conftest import EMULATOR_CREDS, EmulatorThread
+from helpers import EMULATOR_CREDS, EmulatorThread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
