@@ -9,7 +9,7 @@ client of one JSON API must bound or refuse on top of it:
   the real one (llhttp buffers neither limit);
 - the body is capped as received and, for ``gzip``/``deflate``, as decoded, incrementally, so a
   compression bomb stops at the cap instead of after inflating;
-- only HTTP/1.0 and 1.1; a ``Transfer-Encoding`` other than ``chunked`` (after ``identity``)
+- only HTTP/1.0 and 1.1 (llhttp also takes RTSP and ICE, and HTTP/2.0 in an HTTP/1 syntax); a ``Transfer-Encoding`` other than ``chunked`` (after ``identity``)
   is refused, since its bytes could not be undone; ``101`` is refused;
 - bytes after the end of the response (a stream out of step) forbid reusing the connection.
 
@@ -95,6 +95,7 @@ class ResponseReader:
         "_final",
         "_head_bytes",
         "_interim",
+        "_magic",
         "_max_body",
         "_parser",
         "_pending",
@@ -131,6 +132,7 @@ class ResponseReader:
         self._final = False  # the head being read is the final answer's (not a 1xx)
         self._until_eof = False  # the body ends with the connection
         self._interim = 0
+        self._magic = b""  # the first bytes of the stream, until they are known to be "HTTP/"
         self._head_bytes = 0
         self._received = 0
         self._stalled = 0  # bytes fed since a callback last fired (llhttp or httptools buffering)
@@ -154,6 +156,11 @@ class ResponseReader:
         if not data:
             return False
         self.started = True
+        if len(self._magic) < 5:
+            # llhttp also takes "RTSP/" and "ICE/" responses: this is an HTTP client.
+            self._magic += data[: 5 - len(self._magic)]
+            if not b"HTTP/".startswith(self._magic):
+                raise ProtocolError("not an HTTP response")
         self._progress = False
         error: BaseException | None = None
         try:

@@ -418,8 +418,10 @@ class Http11Transport(ClosingContext):
                 # Its loop ended with it open (e.g. an earlier asyncio.run()): nothing runs there
                 # any more. The peer is told; the descriptor goes with the transport object.
                 conn.closed = True
-                with contextlib.suppress(OSError):
-                    conn.transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+                sock = conn.transport.get_extra_info("socket")
+                if sock is not None:  # None: uvloop closed it with its loop
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
             if not conn.closed:
                 exchange = conn.waiter
                 if exchange is not None and not exchange.done():
