@@ -6,14 +6,15 @@ client of one JSON API must bound or refuse on top of it:
 
 - the head (status line + fields, interim answers and trailers included) is capped at
   :data:`MAX_HEAD_BYTES`, and no more than :data:`MAX_INTERIM_RESPONSES` 1xx answers come before
-  the real one (llhttp buffers neither limit);
+  the real one (llhttp has neither limit, and httptools buffers a field until it ends);
 - the body is capped as received and, for ``gzip``/``deflate``, as decoded, incrementally, so a
   compression bomb stops at the cap instead of after inflating;
-- only HTTP/1.0 and 1.1 (llhttp also takes RTSP and ICE, and HTTP/2.0 in an HTTP/1 syntax); a ``Transfer-Encoding`` other than ``chunked`` (after ``identity``)
-  is refused, since its bytes could not be undone; ``101`` is refused;
+- only ``HTTP/1.0`` and ``HTTP/1.1`` (llhttp also takes RTSP, ICE and an ``HTTP/2.0`` line);
+  ``101`` is refused, and so is a ``Transfer-Encoding`` other than ``chunked`` (after
+  ``identity``): its bytes could not be undone;
 - bytes after the end of the response (a stream out of step) forbid reusing the connection.
 
-httptools is imported lazily: without it, :func:`require_httptools` names the extra to install.
+Without httptools this module still imports; :func:`require_httptools` names the extra to install.
 """
 
 from __future__ import annotations
@@ -214,7 +215,9 @@ class ResponseReader:
 
     def on_status(self, reason: bytes) -> None:
         self._progress = True
-        self._head_bytes += len(reason)
+        self._head_bytes += len(reason)  # llhttp hands it over in pieces as it arrives
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise ProtocolError("response head too large")
         if b"\x00" in reason:
             raise ProtocolError("response status line contains a NUL")
 
@@ -281,8 +284,12 @@ class ResponseReader:
         length = headers.get("content-length")
         if length is None:
             self._until_eof = True
-        elif int(length) > self._max_body:  # llhttp checked it: digits, no overflow
-            raise BodyTooLarge(status, headers, f"Content-Length {int(length)}")
+        else:
+            # llhttp checked it: digits that fit in 64 bits, after any number of leading zeros
+            # (which int() would refuse past 4300 digits).
+            size = int(length.lstrip("0") or "0")
+            if size > self._max_body:
+                raise BodyTooLarge(status, headers, f"Content-Length {size}")
 
     def on_body(self, data: bytes) -> None:
         self._progress = True
