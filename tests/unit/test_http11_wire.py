@@ -413,11 +413,16 @@ def test_a_request_target_is_printable_ascii_without_spaces(target: str) -> None
         b"",
         "HTTP/1.1 ٢٠٠ OK".encode(),  # Arabic-Indic digits, as UTF-8
         "HTTP/1.1 2²0 OK".encode("latin-1"),  # a digit to str.isdigit(), not to HTTP
-        b"HTTP/1.1 200 O\x00K",
     ],
 )
 def test_status_line_garbage_is_refused(status_line: bytes) -> None:
     error(status_line + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_the_reason_phrase_is_never_read() -> None:
+    # llhttp takes any byte but CR and LF there; the reader never looks at it (nor keeps it).
+    reader = parse(b"HTTP/1.1 503 \x00\x1b[31m\xff\r\nContent-Length: 0\r\n\r\n")
+    assert (reader.status, reader.headers) == (503, {"content-length": "0"})
 
 
 def test_a_stream_that_does_not_start_like_http_is_refused_at_once() -> None:
@@ -503,7 +508,6 @@ def test_obs_fold_continuation_line_is_refused(fold: bytes) -> None:
         b"HTTP/1.1 200 OK\r\nX: a\rY: b\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 O\rK\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 0\r\n\r\n",
-        b"HTTP/1.1 200 OK\x00\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX: a\r\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
     ],
@@ -540,8 +544,8 @@ def test_many_fields_trickling_past_the_limit_are_refused() -> None:
     reader = ResponseReader(max_body=CAP)
     reader.feed(b"HTTP/1.1 200 OK\r\n")
     with pytest.raises(ProtocolError, match="head too large"):  # noqa: PT012
-        for _ in range(MAX_HEAD_BYTES // 1024 + 1):
-            assert reader.feed(b"X-Pad: " + b"a" * 1015 + b"\r\n") is False
+        for _ in range(MAX_HEAD_BYTES // 1024 + 2):  # 1024 bytes a field, counted when the next starts
+            assert reader.feed(b"X-Pad: " + b"a" * 1013 + b"\r\n") is False
 
 
 def test_a_reason_phrase_trickling_past_the_limit_is_refused() -> None:

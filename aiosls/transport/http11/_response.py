@@ -93,6 +93,7 @@ class ResponseReader:
         "_chunks",
         "_decoder",
         "_encoding",
+        "_faulty",
         "_final",
         "_head_bytes",
         "_interim",
@@ -100,7 +101,6 @@ class ResponseReader:
         "_max_body",
         "_parser",
         "_pending",
-        "_progress",
         "_received",
         "_stalled",
         "_until_eof",
@@ -114,9 +114,10 @@ class ResponseReader:
     )
 
     def __init__(self, *, method: str = "GET", max_body: int) -> None:
+        if not _HTTPTOOLS:  # pragma: no cover - exercised in a subprocess (test_http11_transport)
+            require_httptools()
         self.method = method
         self._max_body = max_body
-        require_httptools()
         self._parser: Any = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers = LowerCaseHeaders()
@@ -136,8 +137,8 @@ class ResponseReader:
         self._magic = b""  # the first bytes of the stream, until they are known to be "HTTP/"
         self._head_bytes = 0
         self._received = 0
-        self._stalled = 0  # bytes fed since a callback last fired (llhttp or httptools buffering)
-        self._progress = False
+        self._stalled = 0  # bytes fed since the parser last handed anything over
+        self._faulty = False  # Transfer-Encoding in HTTP/1.0: framing that forbids reuse
         self._encoding = "identity"
         self._decoder: Any = None
         self._pending = b""  # the first byte of a deflate body, until its second says which kind
@@ -162,7 +163,7 @@ class ResponseReader:
             self._magic += data[: 5 - len(self._magic)]
             if not b"HTTP/".startswith(self._magic):
                 raise ProtocolError("not an HTTP response")
-        self._progress = False
+        mark = self._head_bytes + self._received + self._interim
         error: BaseException | None = None
         try:
             self._parser.feed_data(data)
@@ -187,11 +188,11 @@ class ResponseReader:
             raise error
         if self.done:
             return True
-        if self._progress:
+        if mark != self._head_bytes + self._received + self._interim:
             self._stalled = 0
         else:
-            # llhttp (a chunk extension) or httptools (a field name or value) took these bytes
-            # without a callback: a server trickling one endless field must still hit a limit.
+            # llhttp (a reason phrase, a chunk extension) or httptools (a field name or value)
+            # took these bytes and handed nothing over: an endless one must still hit a limit.
             self._stalled += len(data)
             if self._stalled > MAX_HEAD_BYTES:
                 raise ProtocolError("response head too large")
@@ -216,18 +217,8 @@ class ResponseReader:
         if self._final:
             # A second response after the final one: bytes we never asked for. Stop reading.
             raise _Stop
-        self._progress = True
-
-    def on_status(self, reason: bytes) -> None:
-        self._progress = True
-        self._head_bytes += len(reason)  # llhttp hands it over in pieces as it arrives
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise ProtocolError("response head too large")
-        if b"\x00" in reason:
-            raise ProtocolError("response status line contains a NUL")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._progress = True
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > MAX_HEAD_BYTES:
             raise ProtocolError("response head too large")
@@ -246,7 +237,6 @@ class ResponseReader:
             headers[key] = text
 
     def on_headers_complete(self) -> None:
-        self._progress = True
         parser = self._parser
         status = parser.get_status_code()
         version = parser.get_http_version()
@@ -285,6 +275,8 @@ class ResponseReader:
             if any(c != "identity" for c in codings[:-1]) or codings[-1] not in ("chunked", "identity"):
                 raise ProtocolError(f"unsupported Transfer-Encoding {safe_text(transfer, 40)!r}")
             self._until_eof = codings[-1] != "chunked"
+            # Faulty framing in HTTP/1.0 (RFC 9112 §6.1): read it, but never reuse the socket.
+            self._faulty = version == "1.0"
             return
         length = headers.get("content-length")
         if length is None:
@@ -297,7 +289,6 @@ class ResponseReader:
                 raise BodyTooLarge(status, headers, f"Content-Length {size}")
 
     def on_body(self, data: bytes) -> None:
-        self._progress = True
         self._received += len(data)
         if self._received > self._max_body:
             raise BodyTooLarge(self.status, self.headers, f"more than {self._max_body} bytes")
@@ -316,19 +307,10 @@ class ResponseReader:
         if self._encoding != "identity" and self._decoded() > self._max_body:
             raise (BodyTooLarge(self.status, self.headers, f"more than {self._max_body} bytes decoded"))
 
-    def on_chunk_header(self) -> None:
-        self._progress = True
-
-    def on_chunk_complete(self) -> None:
-        self._progress = True
-
     def on_message_complete(self) -> None:
-        self._progress = True
         if not self._final:
             return  # an interim answer: the real one follows
-        self.keep_alive = self._parser.should_keep_alive()
-        if self.headers.get("transfer-encoding") is not None and self._parser.get_http_version() == "1.0":
-            self.keep_alive = False  # faulty framing in HTTP/1.0 (RFC 9112 §6.1): never reuse
+        self.keep_alive = not self._faulty and self._parser.should_keep_alive()
         self._finish()
 
     # --- the body -------------------------------------------------------------------------------
