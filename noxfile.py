@@ -34,6 +34,8 @@ PURE_CORE = [
     "errors",
     "retry",
     "credentials",
+    "_text",
+    "health",
 ]
 
 

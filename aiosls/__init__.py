@@ -26,17 +26,26 @@ from .errors import (
     TransportError,
     ValidationError,
 )
-from .fanout import CheckpointStream
-from .models import CheckpointResult, CheckpointTarget, ConsumerGroup, Shard, ShardCheckpoint
+from .fanout import CheckpointStream, LagStream
+from .health import GroupHealth, Health, HealthEvaluator, ShardHealth
+from .models import (
+    CheckpointResult,
+    CheckpointTarget,
+    ConsumerGroup,
+    GroupLag,
+    LagResult,
+    Shard,
+    ShardCheckpoint,
+    ShardLag,
+)
 from .retry import DEFAULT_RETRY, NO_RETRY, UPDATE_CHECKPOINT_RETRY, Backoff, RetryPolicy
 from .service import CheckpointService
 from .timeouts import Timeouts
 from .transport import HttpRequest, HttpResponse, Transport
 from .transport.aiohttp import AiohttpTransport
-from .transport.http11 import Http11Transport
 from .transport.memory import InMemoryTransport
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -58,10 +67,15 @@ __all__ = [
     "Credentials",
     "CredentialsProvider",
     "EnvironmentCredentialsProvider",
-    "Http11Transport",
+    "GroupHealth",
+    "GroupLag",
+    "Health",
+    "HealthEvaluator",
     "HttpRequest",
     "HttpResponse",
     "InMemoryTransport",
+    "LagResult",
+    "LagStream",
     "NotFoundError",
     "ReadTimeout",
     "RefreshingCredentialsProvider",
@@ -70,6 +84,8 @@ __all__ = [
     "ServiceClosedError",
     "Shard",
     "ShardCheckpoint",
+    "ShardHealth",
+    "ShardLag",
     "SlsError",
     "StaticCredentialsProvider",
     "ThrottlingError",

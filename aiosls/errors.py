@@ -63,6 +63,8 @@ class SlsError(Exception):
         self.request_id = request_id
         #: How many attempts the call made before giving up (set by the retry loop).
         self.attempts: int = 1
+        #: Seconds the server asked to wait (``Retry-After``), if it did.
+        self.retry_after: float | None = None
 
     def __str__(self) -> str:
         parts = [p for p in (self.error_code, self._where()) if p]

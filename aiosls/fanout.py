@@ -1,106 +1,198 @@
-"""Bounded, streaming fan-out of GetCheckPoint over many targets, and target discovery.
+"""Bounded, streaming fan-out over many targets, with per-project backpressure.
 
-``concurrency`` workers pull targets from the (possibly lazy) source and hand results to the
-consumer through a bounded buffer; memory is bounded by the pool, not by the number of targets,
-and no task is created per target. A worker that sleeps out a backoff calls in a spare worker,
-so that sleep never costs an in-flight slot; spares retire as sleepers wake. A semaphore of
-``concurrency`` (held only around each attempt's send) keeps the in-flight bound exact even
-while a spare and a woken sleeper overlap. In the common case (no backoff) it is never
-contended, so no request waits for a hand-off between tasks.
+``concurrency`` worker tasks, and never more, pull targets from the (possibly lazy) source and
+hand results to the consumer through a bounded buffer: memory is bounded by the pool, not by
+the number of targets, whatever the fault rate. Each attempt's send holds one of
+``concurrency`` in-flight slots (a target sleeping out a backoff holds none) and passes its
+project's gate:
+
+- a project that throttles (403 ``*QuotaExceed``, 429) halves how many requests it may have
+  in flight (additive increase brings it back as answers succeed) and, throttled again
+  before any success, pauses for a short jittered cool-down, so the request rate to a
+  throttled project falls, as SLS's guidance and botocore's adaptive retry mode expect;
+- a target whose project is cooling down or at its limit is parked (at most ``4 *
+  concurrency`` of them) while workers serve other projects, so one slow, throttled or dead
+  project delays only its own targets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import TYPE_CHECKING, Final, Generic, Self, TypeVar
 
-from .errors import SlsError
-from .models import CheckpointResult, CheckpointTarget
-from .retry import RetryPolicy
+from . import _sansio
+from .errors import SlsError, ThrottlingError
+from .models import CheckpointResult, CheckpointTarget, LagResult
 
 if TYPE_CHECKING:
-    from .service import CheckpointService
+    from ._pipeline import Pipeline
+    from .retry import Backoff, RetryPolicy
 
-__all__ = ["CheckpointStream", "discover_targets"]
+__all__ = [
+    "CheckpointStream",
+    "FanoutLimits",
+    "Job",
+    "LagStream",
+    "ResultStream",
+    "check_concurrency",
+    "checkpoints_job",
+    "new_limits",
+]
+
+R = TypeVar("R")
+#: One target's work: ``job(target, limits)`` returns its result; an SlsError is its result.
+Job = Callable[[CheckpointTarget, "FanoutLimits"], Awaitable[R]]
+
+#: A project throttled again and again pauses for at most ``throttling.initial * 2**(n-1)``.
+_MAX_PAUSE_STEPS: Final = 3
 
 #: Marks a drained target source (None cannot: it is a possible, wrong, target value).
 _EXHAUSTED: Final = object()
 
 
-class _ProjectLimiter:
-    """Per-project slot, then a global slot (always in that order, so no deadlock)."""
+class _ProjectGate:
+    """One project's adaptive limit: a cool-down after throttling, and an in-flight cap that
+    halves on throttling and grows by one per success, up to ``max_limit``."""
 
-    __slots__ = ("_global", "_project")
+    __slots__ = ("in_flight", "limit", "max_limit", "strikes", "until", "waiters")
 
-    def __init__(self, project: asyncio.Semaphore, global_: asyncio.Semaphore) -> None:
-        self._project = project
-        self._global = global_
+    def __init__(self, max_limit: int) -> None:
+        self.max_limit = max_limit
+        self.limit = float(max_limit)
+        self.in_flight = 0
+        self.strikes = 0
+        self.until = 0.0
+        self.waiters: deque[asyncio.Future[None]] = deque()
 
-    async def __aenter__(self) -> None:
-        await self._project.acquire()
-        try:
-            await self._global.acquire()
-        except BaseException:
-            self._project.release()
-            raise
+    def open(self, now: float) -> bool:
+        """Whether a send to this project could start right now."""
+        return now >= self.until and self.in_flight < int(self.limit)
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._global.release()
-        self._project.release()
-
-    def project_locked(self) -> bool:
-        """True while every slot of this project is taken."""
-        return self._project.locked()
+    def wake(self) -> None:
+        free = int(self.limit) - self.in_flight
+        while free > 0 and self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
 
 
-class _Limits:
-    """The in-flight bounds of one fan-out: ``concurrency`` overall, optionally per project.
+class FanoutLimits:
+    """The bounds of one fan-out: ``concurrency`` sends in flight overall, and each project's gate.
 
-    Shared by the GetCheckPoint workers and, in a scan, by the discovery calls, so every
-    request of the fan-out counts against the same bounds.
+    Shared by the workers and, in a scan, by the discovery calls, so every request of the
+    fan-out counts against the same bounds and the same backpressure.
     """
 
-    def __init__(self, concurrency: int, per_project: int | None) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        per_project: int | None,
+        *,
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+        backoff: Backoff,
+        uniform: Callable[[float, float], float],
+    ) -> None:
+        self.concurrency = concurrency
         self.per_project = per_project
         self.in_flight = asyncio.Semaphore(concurrency)
-        self.project_slots: dict[str, _ProjectLimiter] = {}
+        self.gates: dict[str, _ProjectGate] = {}
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._backoff = backoff
+        self._uniform = uniform
 
-    def limit(self, project: str) -> AbstractAsyncContextManager[object]:
-        """The context manager to hold around one request to ``project``."""
-        if self.per_project is None:
-            return self.in_flight
-        limiter = self.project_slots.get(project)
-        if limiter is None:
-            limiter = _ProjectLimiter(asyncio.Semaphore(self.per_project), self.in_flight)
-            self.project_slots[project] = limiter
-        return limiter
+    def gate(self, project: str) -> _ProjectGate:
+        gate = self.gates.get(project)
+        if gate is None:
+            gate = self.gates[project] = _ProjectGate(self.per_project or self.concurrency)
+        return gate
 
-    def project_full(self, project: str) -> bool:
-        """Whether ``project`` has no free per-project slot right now."""
-        limiter = self.project_slots.get(project)
-        return limiter is not None and limiter.project_locked()
+    def open(self, project: str) -> bool:
+        """Whether ``project`` could take another send now (no cool-down, under its limit)."""
+        gate = self.gates.get(project)
+        return gate is None or gate.open(self._monotonic())
+
+    def limit(self, project: str) -> _Slot:
+        """The async context to hold around one send to ``project`` (the pipeline's limiter)."""
+        return _Slot(self, self.gate(project))
+
+    def observe(self, project: str, error: SlsError | None) -> None:
+        """Feed one attempt's outcome back into ``project``'s gate."""
+        gate = self.gate(project)
+        if isinstance(error, ThrottlingError):
+            gate.strikes += 1
+            gate.limit = max(1.0, gate.limit / 2)
+            if gate.strikes >= 2:
+                # Throttled again before any success: pause the project's sends a little,
+                # jittered so the workers waiting at the gate do not all come back at once.
+                ceiling = self._backoff.ceiling(min(gate.strikes - 1, _MAX_PAUSE_STEPS))
+                gate.until = max(gate.until, self._monotonic() + self._uniform(ceiling / 2, ceiling))
+        elif error is None and (gate.strikes or gate.limit < gate.max_limit):
+            gate.strikes = 0
+            gate.limit = min(float(gate.max_limit), gate.limit + 1.0)
+            gate.wake()
+
+    async def acquire(self, gate: _ProjectGate) -> None:
+        while True:
+            wait = gate.until - self._monotonic()
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            if gate.in_flight < int(gate.limit):
+                break
+            waiter = asyncio.get_running_loop().create_future()
+            gate.waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+        gate.in_flight += 1
+        try:
+            await self.in_flight.acquire()
+        except BaseException:
+            self.release(gate, global_slot=False)
+            raise
+
+    def release(self, gate: _ProjectGate, *, global_slot: bool = True) -> None:
+        gate.in_flight -= 1
+        gate.wake()
+        if global_slot:
+            self.in_flight.release()
 
 
-class _Pool:
+class _Slot:
+    """``async with limits.limit(project):`` around one send."""
+
+    __slots__ = ("_gate", "_limits")
+
+    def __init__(self, limits: FanoutLimits, gate: _ProjectGate) -> None:
+        self._limits = limits
+        self._gate = gate
+
+    async def __aenter__(self) -> None:
+        await self._limits.acquire(self._gate)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._limits.release(self._gate)
+
+
+class _Pool(Generic[R]):
     """The worker side of a stream. It never references the stream itself, so a consumer that
     drops the stream (``break`` out of ``async for``) lets it be collected, which cancels us."""
 
     def __init__(
         self,
-        service: CheckpointService,
+        job: Job[R],
         targets: Iterable[CheckpointTarget] | AsyncIterable[CheckpointTarget],
-        concurrency: int,
-        limits: _Limits,
-        retry: RetryPolicy | None,
+        limits: FanoutLimits,
     ) -> None:
-        self.get_one = service._get_for_target
-        self.service_sleep: Callable[[float], Awaitable[None]] = service._sleep
-        self.retry = retry
+        self.job = job
         self.sync_source: Iterator[CheckpointTarget] | None = None
         self.async_source: AsyncIterator[CheckpointTarget] | None = None
         if isinstance(targets, AsyncIterable):
@@ -108,32 +200,26 @@ class _Pool:
         else:
             self.sync_source = iter(targets)
         self.source_lock = asyncio.Lock()
-        self.exhausted = False
-        self.concurrency = concurrency
+        self.concurrency = limits.concurrency
         self.limits = limits
-        self.limit = limits.limit
         self.workers: set[asyncio.Task[None]] = set()
-        self.sleeping = 0
         self.alive = 0
         self.error: BaseException | None = None
         # Results not yet taken by the consumer: at most ``concurrency`` before workers wait.
-        self.ready: deque[CheckpointResult] = deque()
+        self.ready: deque[R] = deque()
         self.consumer_waiter: asyncio.Future[None] | None = None
         self.space_waiters: deque[asyncio.Future[None]] = deque()
-        # Targets set aside while their project is at its cap (per-project limits only).
+        # Targets set aside while their project cools down or is at its limit.
         self.parked: dict[str, deque[CheckpointTarget]] = {}
         self.n_parked = 0
-        self.park_limit = 4 * concurrency
-
-    def spawn(self) -> None:
-        task = asyncio.create_task(self.work())
-        self.workers.add(task)
-        self.alive += 1
-        task.add_done_callback(self.on_done)
+        self.park_limit = 4 * self.concurrency
 
     def start(self) -> None:
         for _ in range(self.concurrency):
-            self.spawn()
+            task = asyncio.create_task(self.work())
+            self.workers.add(task)
+            self.alive += 1
+            task.add_done_callback(self.on_done)
 
     def on_done(self, task: asyncio.Task[None]) -> None:
         self.alive -= 1
@@ -147,36 +233,22 @@ class _Pool:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def backoff_sleep(self, seconds: float) -> None:
-        """The retry loop's sleep inside a fan-out: a spare worker takes over the slot meanwhile."""
-        self.sleeping += 1
-        if not self.exhausted and len(self.workers) - self.sleeping < self.concurrency:
-            self.spawn()
-        try:
-            await self.service_sleep(seconds)
-        finally:
-            self.sleeping -= 1
-
     async def next_target(self) -> object:
         """The source's next item, or ``_EXHAUSTED`` (not None: a None target is a caller's bug
         and must say so, not end the stream early)."""
         if self.sync_source is not None:
-            target = next(self.sync_source, _EXHAUSTED)
-        else:
-            assert self.async_source is not None
-            async with self.source_lock:
-                try:
-                    target = await anext(self.async_source)
-                except StopAsyncIteration:
-                    target = _EXHAUSTED
-        if target is _EXHAUSTED:
-            self.exhausted = True
-        return target
+            return next(self.sync_source, _EXHAUSTED)
+        assert self.async_source is not None
+        async with self.source_lock:
+            try:
+                return await anext(self.async_source)
+            except StopAsyncIteration:
+                return _EXHAUSTED
 
     def take_parked(self, *, any_project: bool = False) -> CheckpointTarget | None:
-        """A parked target whose project has a free slot (or any, once the source is dry)."""
+        """A parked target whose project is open (or any, once nothing else is left)."""
         for project, queue in self.parked.items():
-            if any_project or not self.limits.project_full(project):
+            if any_project or self.limits.open(project):
                 target = queue.popleft()
                 if not queue:
                     del self.parked[project]
@@ -187,9 +259,10 @@ class _Pool:
     async def next_to_run(self) -> CheckpointTarget | None:
         """The next target to work on, or None when everything is done.
 
-        With a per-project cap, a target whose project is at its cap is parked (up to
-        ``4 * concurrency`` of them) and another is taken, so one busy project does not stall
-        workers that could serve the others (no head-of-line blocking).
+        A target whose project is closed (cooling down, or at its in-flight limit) is parked
+        and another is taken, so one busy project does not stall workers that could serve the
+        others. When the park is full or the source dry, a parked target is run anyway: its
+        sends then wait at its project's gate.
         """
         while True:
             if self.parked and (target := self.take_parked()) is not None:
@@ -199,20 +272,14 @@ class _Pool:
                 return self.take_parked(any_project=True)
             if not isinstance(item, CheckpointTarget):
                 raise TypeError(f"fan-out targets must be CheckpointTarget, not {type(item).__name__}")
-            if self.limits.per_project is None or self.n_parked >= self.park_limit:
-                return item
-            self.limit(item.project)  # make sure the project's limiter exists
-            if not self.limits.project_full(item.project):
+            if self.n_parked >= self.park_limit or self.limits.open(item.project):
                 return item
             self.parked.setdefault(item.project, deque()).append(item)
             self.n_parked += 1
 
     async def work(self) -> None:
-        while len(self.workers) - self.sleeping <= self.concurrency:  # else: a spare retires
-            target = await self.next_to_run()
-            if target is None:
-                return
-            result = await self.get_one(target, self.limit, self.retry, self.backoff_sleep)
+        while (target := await self.next_to_run()) is not None:
+            result = await self.job(target, self.limits)
             self.ready.append(result)
             self.wake_consumer()
             while len(self.ready) > self.concurrency:  # the consumer is slower: wait for room
@@ -244,8 +311,35 @@ class _Pool:
             self.sync_source.close()
 
 
-class CheckpointStream(AsyncIterator[CheckpointResult]):
-    """The async iterator returned by :meth:`CheckpointService.get_checkpoints_many`.
+def check_concurrency(concurrency: object, per_project_concurrency: object) -> None:
+    """Refuse bounds that are not positive ints (before anything starts)."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
+    if per_project_concurrency is not None and (
+        isinstance(per_project_concurrency, bool)
+        or not isinstance(per_project_concurrency, int)
+        or per_project_concurrency < 1
+    ):
+        raise ValueError(
+            f"per_project_concurrency must be an int >= 1 or None, not {per_project_concurrency!r}"
+        )
+
+
+def new_limits(pipeline: Pipeline, concurrency: int, per_project_concurrency: int | None) -> FanoutLimits:
+    """The bounds of one fan-out, paced by the pipeline's clock and throttling backoff."""
+    check_concurrency(concurrency, per_project_concurrency)
+    return FanoutLimits(
+        concurrency,
+        per_project_concurrency,
+        monotonic=pipeline.monotonic,
+        sleep=pipeline.sleep,
+        backoff=pipeline.retry.throttling,
+        uniform=pipeline.rng.uniform,
+    )
+
+
+class ResultStream(AsyncIterator[R]):
+    """The async iterator of a fan-out: one result per target, in completion order.
 
     Use it in ``async for``; leaving the loop early cancels the remaining work. For prompt,
     deterministic cleanup (every worker finished when the block ends), also use it as a
@@ -258,30 +352,25 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
 
     def __init__(
         self,
-        service: CheckpointService,
+        job: Job[R],
         targets: Iterable[CheckpointTarget] | AsyncIterable[CheckpointTarget],
+        limits: FanoutLimits,
         *,
-        concurrency: int,
-        per_project_concurrency: int | None = None,
-        retry: RetryPolicy | None = None,
-        extra_results: deque[CheckpointResult] | None = None,
-        limits: _Limits | None = None,
+        extra_results: deque[R] | None = None,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
-        if per_project_concurrency is not None and per_project_concurrency < 1:
-            raise ValueError("per_project_concurrency must be >= 1 or None")
-        limits = limits or _Limits(concurrency, per_project_concurrency)
-        self._pool = _Pool(service, targets, concurrency, limits, retry)
+        self._pool = _Pool(job, targets, limits)
         self._started = False
         self._closed = False
-        self._extra: deque[CheckpointResult] = extra_results if extra_results is not None else deque()
+        self._drained = False
+        self._extra: deque[R] = extra_results if extra_results is not None else deque()
 
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> CheckpointResult:
+    async def __anext__(self) -> R:
         if self._closed:
+            if self._drained and self._extra:  # failures found while the last targets were read
+                return self._extra.popleft()
             raise StopAsyncIteration
         pool = self._pool
         if not self._started:
@@ -299,7 +388,10 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
                 await self.aclose()
                 raise error
             if pool.alive == 0:
+                self._drained = True
                 await self.aclose()
+                if self._extra:
+                    return self._extra.popleft()
                 raise StopAsyncIteration
             waiter = asyncio.get_running_loop().create_future()
             pool.consumer_waiter = waiter
@@ -332,92 +424,25 @@ class CheckpointStream(AsyncIterator[CheckpointResult]):
             pool.cancel()
 
 
-# --- discovery ------------------------------------------------------------------------------------
+def checkpoints_job(pipeline: Pipeline, retry: RetryPolicy | None) -> Job[CheckpointResult]:
+    """GetCheckPoint for one target; its SlsError (a bad name included) is its result."""
+
+    async def job(target: CheckpointTarget, limits: FanoutLimits) -> CheckpointResult:
+        try:
+            op = _sansio.get_checkpoint(target.project, target.logstore, target.consumer_group, target.shard)
+            checkpoints = await pipeline.call(
+                op, _sansio.parse_checkpoints, retry=retry, limiter=limits.limit, observe=limits.observe
+            )
+        except SlsError as exc:
+            return CheckpointResult(target, error=exc)
+        return CheckpointResult(target, tuple(checkpoints))
+
+    return job
 
 
-def _logstore_predicate(logstore_filter: str | Callable[[str], bool] | None) -> Callable[[str], bool]:
-    if logstore_filter is None:
-        return lambda _name: True
-    if isinstance(logstore_filter, str):
-        pattern = logstore_filter
-        return lambda name: fnmatch.fnmatchcase(name, pattern)
-    return logstore_filter
+class CheckpointStream(ResultStream[CheckpointResult]):
+    """What :meth:`CheckpointService.get_checkpoints_many` and ``scan`` return."""
 
 
-async def discover_targets(
-    service: CheckpointService,
-    projects: Iterable[str],
-    *,
-    logstore_filter: str | Callable[[str], bool] | None = None,
-    concurrency: int = 64,
-    failures: deque[CheckpointResult] | list[CheckpointResult],
-    limits: _Limits | None = None,
-) -> AsyncIterator[CheckpointTarget]:
-    """Yield a target for every consumer group of every (matching) logstore of ``projects``.
-
-    Projects are interleaved round-robin, so a per-project cap never leaves workers waiting on
-    one project while others are idle. Discovery requests count against ``limits`` like the
-    GetCheckPoint requests do. Listing logstores or consumer groups can fail for one project or
-    logstore; that failure is appended to ``failures`` (as a result whose target has empty
-    names below the failed scope) and discovery goes on with the rest.
-    """
-    wanted = _logstore_predicate(logstore_filter)
-    limit = limits.limit if limits is not None else None
-    streams = [
-        aiter(_discover_project(service, project, wanted, concurrency, failures, limit))
-        for project in projects
-    ]
-    try:
-        while streams:
-            for stream in list(streams):
-                try:
-                    yield await anext(stream)
-                except StopAsyncIteration:
-                    streams.remove(stream)
-    finally:
-        for stream in streams:
-            await stream.aclose()  # type: ignore[attr-defined]
-
-
-async def _list_groups(
-    service: CheckpointService,
-    project: str,
-    logstore: str,
-    limit: Callable[[str], AbstractAsyncContextManager[object]] | None,
-    out: dict[str, list[str] | SlsError],
-) -> None:
-    """One logstore's group names into ``out``; its SlsError too, so it hides nothing else."""
-    try:
-        groups = await service._list_consumer_groups(project, logstore, limit)
-    except SlsError as exc:
-        out[logstore] = exc
-        return
-    out[logstore] = [g.name for g in groups]
-
-
-async def _discover_project(
-    service: CheckpointService,
-    project: str,
-    wanted: Callable[[str], bool],
-    concurrency: int,
-    failures: deque[CheckpointResult] | list[CheckpointResult],
-    limit: Callable[[str], AbstractAsyncContextManager[object]] | None,
-) -> AsyncIterator[CheckpointTarget]:
-    try:
-        logstores = [s for s in await service._list_logstores(project, None, limit) if wanted(s)]
-    except SlsError as exc:
-        failures.append(CheckpointResult(CheckpointTarget(project, "", ""), error=exc))
-        return
-    for start in range(0, len(logstores), concurrency):
-        batch = logstores[start : start + concurrency]
-        listed: dict[str, list[str] | SlsError] = {}
-        async with asyncio.TaskGroup() as tg:
-            for logstore in batch:
-                tg.create_task(_list_groups(service, project, logstore, limit, listed))
-        for logstore in batch:
-            groups = listed[logstore]
-            if isinstance(groups, SlsError):
-                failures.append(CheckpointResult(CheckpointTarget(project, logstore, ""), error=groups))
-                continue
-            for group in groups:
-                yield CheckpointTarget(project, logstore, group)
+class LagStream(ResultStream[LagResult]):
+    """What :meth:`CheckpointService.get_lag_many` and ``scan_lag`` return."""

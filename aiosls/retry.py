@@ -14,6 +14,11 @@ What is retried (the error class decides; see :mod:`aiosls.errors`):
   UpdateCheckPoint (same shard, same value), whose policy keeps retries prompt instead
   (:data:`UPDATE_CHECKPOINT_RETRY`) so a late replay cannot overwrite a newer checkpoint;
 - never: client errors (4xx), auth errors, parse errors.
+
+A refused or unreachable endpoint gets ``connect_attempts`` attempts only (a restarting server
+deserves a retry or two; a name that does not resolve does not deserve twelve). A server's
+``Retry-After`` (seconds) is a floor for the next sleep; the deadline still applies. Each retry
+logs one DEBUG line on ``aiosls.retry``; giving up logs one WARNING (see :mod:`aiosls._pipeline`).
 """
 
 from __future__ import annotations
@@ -30,9 +35,18 @@ from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from ._text import safe_text
 from .errors import ConnectError, SlsError, ThrottlingError, TransientError
 
-__all__ = ["DEFAULT_RETRY", "NO_RETRY", "UPDATE_CHECKPOINT_RETRY", "Backoff", "RetryPolicy", "is_retryable"]
+__all__ = [
+    "DEFAULT_RETRY",
+    "NO_RETRY",
+    "UPDATE_CHECKPOINT_RETRY",
+    "Backoff",
+    "RetryPolicy",
+    "is_retryable",
+    "retry_after_seconds",
+]
 
 logger = logging.getLogger("aiosls.retry")
 
@@ -67,12 +81,15 @@ class RetryPolicy:
         (``None``: only ``max_attempts`` limits).
     :param throttling: backoff after throttling (403 quota codes, 429).
     :param transient: backoff after 5xx, resets and timeouts.
+    :param connect_attempts: attempts at most, within ``max_attempts``, when the connection
+        itself fails (refused, unreachable, a name that does not resolve).
     """
 
     max_attempts: int = attrs.field(default=12, validator=attrs.validators.ge(1))
     deadline: float | None = 60.0
     throttling: Backoff = Backoff(initial=1.0, cap=20.0)
     transient: Backoff = Backoff(initial=0.2, cap=5.0)
+    connect_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1), kw_only=True)
 
     def backoff_for(self, exc: BaseException | None) -> Backoff:
         """The curve that applies after ``exc``."""
@@ -95,7 +112,7 @@ class RetryPolicy:
         """
         return AsyncRetrying(
             sleep=sleep,
-            retry=_RetryIf(idempotent),
+            retry=_RetryIf(idempotent, self.connect_attempts),
             wait=_JitteredWait(self, rng or random.Random()),
             stop=_Stop(self, clock, clock() if started is None else started),
             before_sleep=_log_retry(describe),
@@ -104,13 +121,22 @@ class RetryPolicy:
 
 
 class _RetryIf(retry_base):
-    def __init__(self, idempotent: bool) -> None:
+    """Retryable errors, with connect failures counted against their own budget (per call)."""
+
+    def __init__(self, idempotent: bool, connect_attempts: int) -> None:
         self.idempotent = idempotent
+        self.connect_attempts = connect_attempts
+        self.connect_failures = 0
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None and outcome.failed else None
-        return exc is not None and is_retryable(exc, idempotent=self.idempotent)
+        if exc is None or not is_retryable(exc, idempotent=self.idempotent):
+            return False
+        if isinstance(exc, ConnectError):
+            self.connect_failures += 1
+            return self.connect_failures < self.connect_attempts
+        return True
 
 
 class _JitteredWait(wait_base):
@@ -123,7 +149,10 @@ class _JitteredWait(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         ceiling = self.policy.backoff_for(exc).ceiling(retry_state.attempt_number)
-        return self.rng.uniform(0.0, ceiling)
+        delay = self.rng.uniform(0.0, ceiling)
+        # The server said when to come back: never sooner (the stop rule keeps the deadline).
+        after = getattr(exc, "retry_after", None)
+        return delay if after is None else max(delay, after)
 
 
 class _Stop(stop_base):
@@ -149,11 +178,11 @@ def _log_retry(describe: Callable[[], str]) -> Callable[[RetryCallState], None]:
         status = getattr(exc, "status", None)
         code = getattr(exc, "error_code", None) or (f"HTTP {status}" if status else type(exc).__name__)
         request_id = getattr(exc, "request_id", None) or "-"
-        logger.warning(
+        logger.debug(
             "retrying %s after %s (request %s): attempt %d failed, sleeping %.3fs",
             describe(),
-            code,
-            request_id,
+            safe_text(code, 100),
+            safe_text(request_id, 64),
             retry_state.attempt_number,
             retry_state.upcoming_sleep,
         )
@@ -178,6 +207,20 @@ UPDATE_CHECKPOINT_RETRY: Final = RetryPolicy(
     throttling=Backoff(initial=0.2, cap=0.5),
     transient=Backoff(initial=0.1, cap=0.5),
 )
+
+
+#: The longest ``Retry-After`` honoured; a larger value is read as this (the deadline decides).
+_MAX_RETRY_AFTER: Final = 3600.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header's delay in seconds (the delta-seconds form), or None."""
+    if not value:
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None  # an HTTP-date, or garbage: fall back to our own backoff
+    return min(float(text), _MAX_RETRY_AFTER)
 
 
 def annotate_attempts(exc: SlsError, attempts: int) -> SlsError:

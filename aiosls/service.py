@@ -1,32 +1,32 @@
 """``CheckpointService``: the asyncio client for SLS consumer-group checkpoints.
 
-Each call runs credentials -> build -> sign -> send -> parse. The first attempt runs directly;
-only a retryable failure enters the tenacity loop (see :mod:`aiosls.retry`), so the happy path
-pays nothing for retry machinery. Every attempt is rebuilt and re-signed with a fresh date.
+The service wires the parts together and owns their lifecycle: the transport (an
+:class:`AiohttpTransport` it creates unless given one), the call pipeline
+(:mod:`aiosls._pipeline`: sign, send, parse, retry) and the caches the lag sweeps share. Each
+operation is one thin method over the pipeline; the fan-out (:mod:`aiosls.fanout`), discovery
+(:mod:`aiosls.discovery`) and lag (:mod:`aiosls.lag`) sit on the pipeline, never on the service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import logging
 import random
 import ssl
 import sys
 import time
 import warnings
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import aiohttp
 
-from . import _sansio
-from ._sansio import Operation
+from . import _sansio, discovery, lag
+from ._http import HttpResponse
+from ._pipeline import Pipeline
 from .credentials import (
     Credentials,
     CredentialsProvider,
@@ -34,54 +34,44 @@ from .credentials import (
     StaticCredentialsProvider,
 )
 from .endpoint import derive_region, parse_endpoint
-from .errors import (
-    AlreadyExistsError,
-    AuthError,
-    ClockSkewError,
-    ReadTimeout,
-    ServiceClosedError,
-    SlsError,
+from .errors import AlreadyExistsError, ServiceClosedError
+from .fanout import CheckpointStream, LagStream, checkpoints_job, new_limits
+from .models import (
+    CheckpointResult,
+    CheckpointTarget,
+    ConsumerGroup,
+    GroupLag,
+    LagResult,
+    Shard,
+    ShardCheckpoint,
 )
-from .fanout import CheckpointStream, _Limits, discover_targets
-from .models import CheckpointResult, CheckpointTarget, ConsumerGroup, Shard, ShardCheckpoint
-from .retry import DEFAULT_RETRY, UPDATE_CHECKPOINT_RETRY, RetryPolicy, annotate_attempts, is_retryable
+from .retry import DEFAULT_RETRY, UPDATE_CHECKPOINT_RETRY, RetryPolicy
 from .signing import SignatureVersion
 from .timeouts import DEFAULT_TIMEOUTS, Timeouts
-from .transport import HttpResponse, Transport
+from .transport import Transport
 from .transport.aiohttp import AiohttpTransport
-from .transport.http11 import Http11Transport
 
 __all__ = ["CheckpointService"]
 
-logger = logging.getLogger("aiosls")
-
 _T = TypeVar("_T")
-_Limiter = Callable[[str], AbstractAsyncContextManager[object]]
-_MAX_CLOCK_OFFSET: Final = timedelta(days=1)
-_TOKEN_EXPIRED_CODES: Final = frozenset({"SecurityTokenExpired", "SecurityToken.Expired"})
 
 
-def _user_agent() -> str:
+def _transport_token(transport: Transport) -> str:
+    """The User-Agent word naming the transport actually in use."""
+    if isinstance(transport, AiohttpTransport):
+        return f"aiohttp/{aiohttp.__version__}"
+    token = getattr(transport, "user_agent_token", None)
+    return token if isinstance(token, str) and token else type(transport).__name__
+
+
+def _user_agent(transport: Transport) -> str:
     from . import __version__
 
-    return f"aiosls/{__version__} aiohttp/{aiohttp.__version__} python/{sys.version.split()[0]}"
+    return f"aiosls/{__version__} {_transport_token(transport)} python/{sys.version.split()[0]}"
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class _NoLimit:
-    """The limiter of a call outside any fan-out: nothing to wait for."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LIMIT: Final = _NoLimit()
 
 
 class _State(enum.Enum):
@@ -90,7 +80,8 @@ class _State(enum.Enum):
 
 
 class CheckpointService:
-    """Reads (and commits) consumer-group checkpoints of any number of SLS projects.
+    """Reads (and commits) consumer-group checkpoints of any number of SLS projects, and
+    measures how far behind each consumer group is.
 
     Example::
 
@@ -107,14 +98,18 @@ class CheckpointService:
         to read the ``ALIBABA_CLOUD_*`` environment variables on each request.
     :param signature_version: ``"v4"`` (SLS4-HMAC-SHA256, default) or ``"v1"`` (hmac-sha1).
     :param region: V4 signing region; derived from standard endpoints when omitted.
-    :param transport: any :class:`~aiosls.transport.Transport` (e.g. ``InMemoryTransport``);
-        by default an :class:`Http11Transport` owned by the service.
-    :param session: an ``aiohttp.ClientSession`` to borrow: the service then sends through an
-        :class:`AiohttpTransport` on it (proxies, tracing, a shared pool).
+    :param transport: any :class:`~aiosls.transport.Transport` (e.g. ``InMemoryTransport``,
+        or the opt-in ``aiosls.transport.http11.Http11Transport``); by default an
+        :class:`AiohttpTransport` owned by the service.
+    :param session: an ``aiohttp.ClientSession`` to borrow for the default transport
+        (proxies, tracing, a shared pool); never closed by the service.
     :param ssl_context: custom TLS context; certificates are always verified otherwise.
     :param retry: default :class:`RetryPolicy` for reads (override per call with ``retry=``).
-    :param timeouts: connect/read per attempt and total per call.
+    :param timeouts: connect/read per attempt and total per call (by default a call ends
+        within the retry deadline plus one connect timeout, whatever the server does).
     :param max_connections: size of the default transport's connection pool.
+    :param cursor_time_cache: how many cursor receive times the lag sweeps remember (a
+        cursor's time never changes, so a repeated sweep re-asks only for moved checkpoints).
     :param clock: wall clock for request dates (UTC); ``sleep``, ``monotonic`` and ``rng``
         drive backoff. All four exist so tests can run retry schedules without waiting.
     :raises ValueError: the endpoint or signature settings are unusable (e.g. V4 without a
@@ -134,60 +129,57 @@ class CheckpointService:
         retry: RetryPolicy = DEFAULT_RETRY,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         max_connections: int = 100,
+        cursor_time_cache: int = lag.DEFAULT_CURSOR_TIME_CACHE,
         user_agent: str | None = None,
         clock: Callable[[], datetime] = _utcnow,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        self._endpoint = parse_endpoint(endpoint)
+        parsed = parse_endpoint(endpoint)
         if signature_version not in ("v1", "v4"):
             raise ValueError(f"signature_version must be 'v1' or 'v4', not {signature_version!r}")
-        self._signature_version: SignatureVersion = signature_version
-        self._region = region or derive_region(self._endpoint.host)
-        if signature_version == "v4" and not self._region:
+        region = region or derive_region(parsed.host)
+        if signature_version == "v4" and not region:
             raise ValueError(
-                f"signature V4 needs a region and none can be derived from {endpoint!r}: "
+                f"signature V4 needs a region and none can be derived from {str(parsed)!r}: "
                 "pass region='cn-hangzhou' (for example) or signature_version='v1'"
             )
-        # Static keys skip the provider's await on every request (a fan-out makes thousands).
-        self._static_credentials = credentials if isinstance(credentials, Credentials) else None
+        provider: CredentialsProvider
         if credentials is None:
-            self._provider: CredentialsProvider = EnvironmentCredentialsProvider()
+            provider = EnvironmentCredentialsProvider()
         elif isinstance(credentials, Credentials):
-            self._provider = StaticCredentialsProvider(credentials)
+            provider = StaticCredentialsProvider(credentials)
         else:
-            self._provider = credentials
+            provider = credentials
         if transport is not None and (session is not None or ssl_context is not None):
             raise ValueError("pass either transport or session/ssl_context, not both")
         self._owns_transport = transport is None
-        self._transport: Transport
-        if transport is not None:
-            self._transport = transport
-        elif session is not None:
-            self._transport = AiohttpTransport(
+        if transport is None:
+            transport = AiohttpTransport(
                 session=session,
                 ssl_context=ssl_context,
                 connect_timeout=timeouts.connect,
                 read_timeout=timeouts.read,
                 max_connections=max_connections,
             )
-        else:
-            self._transport = Http11Transport(
-                ssl_context=ssl_context,
-                connect_timeout=timeouts.connect,
-                read_timeout=timeouts.read,
-                max_connections=max_connections,
-            )
-        self._retry = retry
-        self._timeouts = timeouts
-        self._user_agent = user_agent or _user_agent()
-        self._clock = clock
-        self._sleep = sleep
-        self._monotonic = monotonic
-        self._rng = rng or random.Random()
-        self._clock_offset = timedelta(0)
-        self._requests_sent = 0
+        self._transport: Transport = transport
+        self._pipeline = Pipeline(
+            endpoint=parsed,
+            provider=provider,
+            static_credentials=credentials if isinstance(credentials, Credentials) else None,
+            signature_version=signature_version,
+            region=region,
+            transport=transport,
+            retry=retry,
+            timeouts=timeouts,
+            user_agent=user_agent or _user_agent(transport),
+            clock=clock,
+            sleep=sleep,
+            monotonic=monotonic,
+            rng=rng,
+        )
+        self._cursor_times = lag.CursorTimeCache(cursor_time_cache)
         self._state = _State.OPEN
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -206,6 +198,7 @@ class CheckpointService:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        self._pipeline.closed = True
         if self._owns_transport:
             await self._transport.aclose()
 
@@ -220,179 +213,53 @@ class CheckpointService:
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         # Only a transport we own holds sockets; a borrowed one is its owner's business.
-        if getattr(self, "_state", _State.CLOSED) is _State.OPEN and self._owns_transport:
-            transport = self._transport
-            if (isinstance(transport, AiohttpTransport) and transport._session is not None) or (
-                isinstance(transport, Http11Transport) and transport.open_connections
-            ):
-                _warn(f"unclosed {self!r}: use 'async with' or await aclose()", ResourceWarning, source=self)
+        open_ = getattr(self, "_state", _State.CLOSED) is _State.OPEN and self._owns_transport
+        if open_ and getattr(self._transport, "_session", None) is not None:
+            _warn(f"unclosed {self!r}: use 'async with' or await aclose()", ResourceWarning, source=self)
 
     def __repr__(self) -> str:
+        p = self._pipeline
         return (
-            f"<CheckpointService {self._endpoint} signature={self._signature_version} "
-            f"region={self._region} {self._state.value}>"
+            f"<CheckpointService {p.endpoint} signature={p.signature_version} "
+            f"region={p.region} {self._state.value}>"
         )
+
+    @property
+    def transport(self) -> Transport:
+        """The transport requests go through."""
+        return self._transport
 
     @property
     def requests_sent(self) -> int:
         """How many HTTP requests this service has sent, every attempt counted."""
-        return self._requests_sent
+        return self._pipeline.requests_sent
+
+    @property
+    def retries(self) -> int:
+        """How many of those requests were retries (attempts after a call's first)."""
+        return self._pipeline.retries
+
+    @property
+    def request_counts(self) -> Counter[tuple[str, str]]:
+        """Requests by ``(operation, outcome)``; outcomes are ``ok``, ``throttled``,
+        ``client_error``, ``server_error`` and ``transport_error``. A live view."""
+        return self._pipeline.request_counts
 
     @property
     def clock_offset(self) -> timedelta:
         """Server time minus local time, as learned from a ``RequestTimeExpired`` answer."""
-        return self._clock_offset
-
-    # --- the call machinery ---------------------------------------------------------------------
+        return self._pipeline.clock_offset
 
     def _call(
         self,
-        op: Operation,
+        op: _sansio.Operation,
         parse: Callable[[HttpResponse], _T],
         *,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
-        limiter: _Limiter | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> Awaitable[_T]:
-        """Run ``op`` with retries; ``limiter`` bounds each attempt's send (fan-out), ``sleep``
-        replaces the backoff sleep (the fan-out's calls in a spare worker meanwhile).
-
-        A plain function returning the awaitable: without a total timeout (the common case)
-        the caller awaits the retry loop directly, one coroutine layer fewer per request.
-        """
         self._check_open()
-        total = timeout if timeout is not None else self._timeouts.total
-        call = self._call_retrying(op, parse, retry or self._retry, limiter, sleep or self._sleep)
-        if total is None:
-            return call
-        return self._within(total, op, call)
-
-    async def _within(self, total: float, op: Operation, call: Awaitable[_T]) -> _T:
-        """Bound a whole call, backoff sleeps included, by ``total`` seconds."""
-        deadline = asyncio.timeout(total)
-        try:
-            async with deadline:
-                return await call
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise  # a ReadTimeout from inside, not our total budget
-            raise ReadTimeout(
-                f"{op.name} {_where(op)}: no result within the total timeout of {total}s"
-            ) from exc
-
-    async def _call_retrying(
-        self,
-        op: Operation,
-        parse: Callable[[HttpResponse], _T],
-        policy: RetryPolicy,
-        limiter: _Limiter | None,
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> _T:
-        started = self._monotonic()
-        try:
-            return parse(await self._attempt(op, limiter))
-        except SlsError as exc:
-            if policy.max_attempts <= 1 or not is_retryable(exc, idempotent=op.idempotent):
-                raise
-            pending: SlsError | None = exc
-        # Slow path. The failure above is replayed as tenacity's attempt 1, so the schedule,
-        # the log line and the stop rules are exactly tenacity's from here on.
-        retrying = policy.retrying(
-            idempotent=op.idempotent,
-            sleep=sleep,
-            clock=self._monotonic,
-            rng=self._rng,
-            started=started,
-            describe=lambda: f"{op.name} {_where(op)}",
-        )
-        attempts = 0
-        try:
-            async for attempt in retrying:
-                attempts += 1
-                with attempt:
-                    if pending is not None:
-                        first, pending = pending, None
-                        raise first
-                    return parse(await self._attempt(op, limiter))
-        except SlsError as exc:
-            annotate_attempts(exc, attempts)
-            raise
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
-
-    async def _attempt(self, op: Operation, limiter: _Limiter | None) -> HttpResponse:
-        """One attempt, plus at most one immediate re-sign for clock skew or an expired token."""
-        fixed_skew = refreshed = False
-        while True:
-            # Signed inside the in-flight slot: a long wait for one must not age the signature.
-            async with limiter(op.project) if limiter is not None else _NO_LIMIT:
-                credentials = self._static_credentials or await self._credentials()
-                request = _sansio.build_request(
-                    op,
-                    endpoint=self._endpoint,
-                    credentials=credentials,
-                    now=self._clock() + self._clock_offset,
-                    signature_version=self._signature_version,
-                    region=self._region,
-                    user_agent=self._user_agent,
-                )
-                self._requests_sent += 1
-                response = await self._transport.send(request, timeout=self._timeouts.read)
-            if response.status == 200:
-                return response
-            error = _sansio.error_from_response(response, op.name)
-            if isinstance(error, ClockSkewError) and not fixed_skew and self._learn_clock_offset(response):
-                fixed_skew = True
-                continue
-            if isinstance(error, AuthError) and not refreshed and _token_expired(error, credentials):
-                invalidate = getattr(self._provider, "invalidate", None)
-                if invalidate is not None:
-                    logger.warning(
-                        "%s %s: security token rejected (%s, request %s); refreshing credentials",
-                        op.name,
-                        _where(op),
-                        error.error_code,
-                        error.request_id,
-                    )
-                    await invalidate(credentials)
-                    refreshed = True
-                    continue
-            raise error
-
-    async def _credentials(self) -> Credentials:
-        """The provider's snapshot; its own failure (an STS endpoint down, say) becomes an
-        AuthError, so in a fan-out it is that target's result rather than a crash of the stream."""
-        try:
-            return await self._provider.get_credentials()
-        except SlsError:
-            raise
-        except Exception as exc:
-            raise AuthError(
-                f"could not obtain credentials: {type(exc).__name__}", error_code="CredentialsUnavailable"
-            ) from exc
-
-    def _learn_clock_offset(self, response: HttpResponse) -> bool:
-        date = response.headers.get("date")
-        if not date:
-            return False
-        try:
-            server = parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            return False
-        if server.tzinfo is None:
-            server = server.replace(tzinfo=UTC)
-        offset = server - self._clock()
-        if abs(offset) > _MAX_CLOCK_OFFSET:
-            # A proxy's or a broken server's Date must not skew every later request: a real
-            # clock is not days off, so such an answer is surfaced, not learned from.
-            logger.warning("ignoring a server Date %s, more than a day off the local clock", date)
-            return False
-        self._clock_offset = offset
-        logger.warning(
-            "local clock is %.0fs off the server's; signing with the server's time from now on",
-            -self._clock_offset.total_seconds(),
-        )
-        return True
+        return self._pipeline.call(op, parse, retry=retry, timeout=timeout)
 
     # --- checkpoints ----------------------------------------------------------------------------
 
@@ -459,13 +326,8 @@ class CheckpointService:
 
     async def list_consumer_groups(self, project: str, logstore: str) -> list[ConsumerGroup]:
         """ListConsumerGroup (a logstore has at most 30)."""
-        return await self._list_consumer_groups(project, logstore, None)
-
-    async def _list_consumer_groups(
-        self, project: str, logstore: str, limiter: _Limiter | None
-    ) -> list[ConsumerGroup]:
         op = _sansio.list_consumer_groups(project, logstore)
-        return await self._call(op, _sansio.parse_consumer_groups, limiter=limiter)
+        return await self._call(op, _sansio.parse_consumer_groups)
 
     async def create_consumer_group(
         self,
@@ -515,21 +377,11 @@ class CheckpointService:
         """ListLogStores, every page (500 names a page) until ``total`` is reached.
 
         ``name_filter`` is SLS's substring match on logstore names.
-        """
-        return await self._list_logstores(project, name_filter, None)
 
-    async def _list_logstores(
-        self, project: str, name_filter: str | None, limiter: _Limiter | None
-    ) -> list[str]:
-        names: list[str] = []
-        offset = 0
-        while True:
-            op = _sansio.list_logstores(project, offset=offset, name_filter=name_filter)
-            page, total = await self._call(op, _sansio.parse_logstores_page, limiter=limiter)
-            names.extend(page)
-            offset += len(page)
-            if not page or offset >= total:
-                return names
+        :raises ResponseParseError: the server's paging does not advance.
+        """
+        self._check_open()
+        return await discovery.list_logstores(self._pipeline, project, name_filter)
 
     async def get_cursor(self, project: str, logstore: str, shard: int, from_: str | int = "end") -> str:
         """GetCursor: the cursor at ``"begin"``, ``"end"`` or a unix time in seconds."""
@@ -567,11 +419,13 @@ class CheckpointService:
         """Stream one :class:`CheckpointResult` per target, in completion order.
 
         At most ``concurrency`` requests are in flight (``per_project_concurrency`` caps each
-        project too: SLS read quotas are per project); a target waiting out a backoff holds no
-        slot. ``targets`` may be lazy (a generator, an async iterable): memory is bounded by
-        ``concurrency``, not by the number of targets. A target's :class:`SlsError` is reported
-        in its own result; anything else (a bug, cancellation) propagates. Leaving the
-        ``async for`` early cancels the work still in flight::
+        project too: SLS read quotas are per project), by ``concurrency`` worker tasks and no
+        more, whatever the fault rate. A project that throttles is slowed down on its own (a
+        cool-down and a lower in-flight cap) while the others go on. ``targets`` may be lazy (a
+        generator, an async iterable): memory is bounded by ``concurrency``, not by the number
+        of targets. A target's :class:`SlsError` is reported in its own result; anything else
+        (a bug, cancellation) propagates. Leaving the ``async for`` early cancels the work
+        still in flight::
 
             async for result in svc.get_checkpoints_many(targets, concurrency=32):
                 if result.ok:
@@ -579,13 +433,9 @@ class CheckpointService:
                 else:
                     print(result.target, result.error)
         """
-        return CheckpointStream(
-            self,
-            targets,
-            concurrency=concurrency,
-            per_project_concurrency=per_project_concurrency,
-            retry=retry,
-        )
+        self._check_open()
+        limits = new_limits(self._pipeline, concurrency, per_project_concurrency)
+        return CheckpointStream(checkpoints_job(self._pipeline, retry), targets, limits)
 
     async def gather_checkpoints(
         self,
@@ -616,52 +466,95 @@ class CheckpointService:
     ) -> CheckpointStream:
         """Discover every consumer group of ``projects`` and stream their checkpoints.
 
-        ``logstore_filter`` is a glob (``"app-*"``) or a predicate on logstore names. A failed
-        discovery step is reported as a result whose target names the scope that failed
-        (empty ``logstore``/``consumer_group``), so one missing project hides nothing else.
+        ``logstore_filter`` is a glob (``"app-*"``) or a predicate on logstore names. Projects
+        are discovered concurrently under the same bounds as the reads; a failed discovery
+        step is reported as a result whose target names the scope that failed (empty
+        ``logstore``/``consumer_group``), so one missing project hides nothing else.
         """
-        names = [projects] if isinstance(projects, str) else list(projects)
+        self._check_open()
+        limits = new_limits(self._pipeline, concurrency, per_project_concurrency)
         failures: deque[CheckpointResult] = deque()
-        # One set of bounds for the discovery calls and the GetCheckPoint calls alike.
-        limits = _Limits(concurrency, per_project_concurrency)
-        targets = discover_targets(
-            self,
-            names,
+        targets = discovery.discover_targets(
+            self._pipeline,
+            [projects] if isinstance(projects, str) else projects,
             logstore_filter=logstore_filter,
             concurrency=concurrency,
             failures=failures,
-            limits=limits,
+            failure=lambda target, error: CheckpointResult(target, error=error),
+            limiter=limits.limit,
+            observe=limits.observe,
         )
         return CheckpointStream(
-            self,
-            targets,
-            concurrency=concurrency,
-            per_project_concurrency=per_project_concurrency,
-            retry=retry,
-            extra_results=failures,
-            limits=limits,
+            checkpoints_job(self._pipeline, retry), targets, limits, extra_results=failures
         )
 
-    async def _get_for_target(
+    # --- lag ------------------------------------------------------------------------------------
+
+    async def get_lag(
         self,
-        target: CheckpointTarget,
-        limiter: _Limiter,
-        retry: RetryPolicy | None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-    ) -> CheckpointResult:
-        """One fan-out target; its SlsError becomes its result, anything else propagates."""
-        try:
-            op = _sansio.get_checkpoint(target.project, target.logstore, target.consumer_group, target.shard)
-            checkpoints = await self._call(
-                op, _sansio.parse_checkpoints, retry=retry, limiter=limiter, sleep=sleep
-            )
-        except SlsError as exc:
-            return CheckpointResult(target, error=exc)
-        return CheckpointResult(target, tuple(checkpoints))
+        project: str,
+        logstore: str,
+        consumer_group: str,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> GroupLag:
+        """How far behind ``consumer_group`` is, shard by shard (SLS's consumption delay).
 
+        Costs one GetCheckPoint, two requests per shard for the newest data's time (GetCursor
+        ``end`` and GetCursorTime) and one GetCursorTime per committed shard, minus whatever
+        the cursor-time cache already knows.
 
-def _where(op: Operation) -> str:
-    return f"{op.project}/{op.logstore}" if op.logstore else op.project
+        :raises SlsError: the checkpoints or the cursor times could not be read.
+        """
+        self._check_open()
+        sweep = lag.LagSweep(self._pipeline, self._cursor_times, retry=retry)
+        return await sweep.group_lag(CheckpointTarget(project, logstore, consumer_group))
+
+    def get_lag_many(
+        self,
+        targets: Iterable[CheckpointTarget] | AsyncIterable[CheckpointTarget],
+        *,
+        concurrency: int = 64,
+        per_project_concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> LagStream:
+        """Stream one :class:`LagResult` per target, in completion order, under the same bounds
+        and failure isolation as :meth:`get_checkpoints_many`.
+
+        Within one stream the newest data's cursor and time are fetched once per (project,
+        logstore, shard) and shared by every group on that logstore; cursor times are cached
+        across streams.
+        """
+        self._check_open()
+        limits = new_limits(self._pipeline, concurrency, per_project_concurrency)
+        sweep = lag.LagSweep(self._pipeline, self._cursor_times, retry=retry)
+        return LagStream(sweep.job, targets, limits)
+
+    def scan_lag(
+        self,
+        projects: str | Sequence[str],
+        *,
+        logstore_filter: str | Callable[[str], bool] | None = None,
+        concurrency: int = 64,
+        per_project_concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> LagStream:
+        """Discover every consumer group of ``projects`` (as :meth:`scan`) and stream their lag."""
+        self._check_open()
+        limits = new_limits(self._pipeline, concurrency, per_project_concurrency)
+        sweep = lag.LagSweep(self._pipeline, self._cursor_times, retry=retry)
+        failures: deque[LagResult] = deque()
+        targets = discovery.discover_targets(
+            self._pipeline,
+            [projects] if isinstance(projects, str) else projects,
+            logstore_filter=logstore_filter,
+            concurrency=concurrency,
+            failures=failures,
+            failure=lambda target, error: LagResult(target, error=error),
+            limiter=limits.limit,
+            observe=limits.observe,
+        )
+        return LagStream(sweep.job, targets, limits, extra_results=failures)
 
 
 def _empty(operation: str) -> Callable[[HttpResponse], None]:
@@ -669,13 +562,3 @@ def _empty(operation: str) -> Callable[[HttpResponse], None]:
         _sansio.parse_empty(response, operation)
 
     return parse
-
-
-def _token_expired(error: AuthError, credentials: Credentials) -> bool:
-    """Whether an auth error means the STS token expired (the docs: 401 Unauthorized)."""
-    if not credentials.security_token:
-        return False
-    if error.error_code in _TOKEN_EXPIRED_CODES:
-        return True
-    text = error.message.lower()
-    return error.error_code == "Unauthorized" and ("expire" in text or "token" in text)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,22 +17,6 @@ from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, Emulator
 from aiosls.endpoint import parse_endpoint
 
 EMULATOR_CREDS = Credentials(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET)
-
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - Windows: no uvloop
-    uvloop = None
-
-
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Every async test under ``tests/loopback`` (real sockets) runs on asyncio's event loop and
-    on uvloop's (issue 10); the rest on asyncio's. Here, not in ``tests/loopback/conftest.py``:
-    a second ``conftest`` module would shadow this one for ``from conftest import ...``."""
-    if uvloop is not None and "loopback" in item.path.parts:
-        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture

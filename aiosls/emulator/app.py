@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import web
 
 from .._serde import dumps, loads
+from .._text import safe_text
 from ..signing import http_date
 from .auth import Verifier
 from .faults import Counters, FaultInjector
@@ -64,6 +65,10 @@ def project_from_host(host: str) -> str | None:
         return None
     label, dot, rest = name.partition(".")
     return label if dot and rest and label else None
+
+
+class _SlowClient(Exception):
+    """The client did not send its body within the body timeout: drop the connection."""
 
 
 def _bad(message: str, code: str = "ParameterInvalid") -> ApiError:
@@ -138,6 +143,7 @@ class EmulatorHandler:
         now: Callable[[], datetime],
         *,
         max_body: int = MAX_BODY,
+        body_timeout: float = 20.0,
     ) -> None:
         self.state = state
         self.verifier = verifier
@@ -145,6 +151,7 @@ class EmulatorHandler:
         self.counters = counters
         self.now = now
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self._rid_prefix = os.urandom(4).hex().upper()
         self._rid_seq = 0
 
@@ -175,9 +182,11 @@ class EmulatorHandler:
 
     def _error(self, status: int, code: str, message: str) -> web.Response:
         self.counters.errors[code] += 1
+        # A message may quote what the client sent: no surrogate-escaped bytes in the JSON.
+        text = message.encode("utf-8", "backslashreplace").decode("utf-8")
         return web.Response(
             status=status,
-            body=dumps({"errorCode": code, "errorMessage": message}),
+            body=dumps({"errorCode": code, "errorMessage": text}),
             headers=self._headers(),
         )
 
@@ -185,15 +194,38 @@ class EmulatorHandler:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         self.counters.requests_total += 1
+        protocol = request.protocol
+        started = getattr(protocol, "request_started", None)
+        if started is not None:
+            started()  # the head is complete: the connection's header timer stops
         try:
             return await self._handle(request)
         except ApiError as exc:
-            return self._error(exc.status, exc.code, exc.message)
+            logger.debug(
+                "%s %s -> %s %s", request.method, safe_text(request.raw_path, 120), exc.status, exc.code
+            )
+            resp = self._error(exc.status, exc.code, exc.message)
+            if request.body_exists and not request.content.is_eof():
+                resp.force_close()  # the body was not read (or not all): do not wait for it
+            return resp
+        except _SlowClient:
+            logger.info(
+                "closing the connection from %s: request body not received within %ss",
+                safe_text(request.remote),
+                self.body_timeout,
+            )
+            return self._drop(request)
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception:  # an emulator bug: log it, answer like the service would
-            logger.exception("emulator bug while handling %s %s", request.method, request.path)
+            logger.exception(
+                "emulator bug while handling %s %s", request.method, safe_text(request.raw_path, 120)
+            )
             return self._error(500, "InternalServerError", "emulator internal error")
+        finally:
+            finished = getattr(protocol, "request_finished", None)
+            if finished is not None:
+                finished()
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         raw_path, _, raw_query = request.raw_path.partition("?")
@@ -202,10 +234,12 @@ class EmulatorHandler:
         method = request.method
         api, op = self._route(method, raw_path, params)
         self.counters.requests[api] += 1
-        body = await self._read_body(request)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if self.verifier is not None:
-            self.verifier.verify(method, raw_path, params, headers, body, self.now())
+        # Authenticate what the head allows (key id, date) before buffering any body.
+        head = None if self.verifier is None else self.verifier.check_head(headers, self.now())
+        body = await self._read_body(request)
+        if self.verifier is not None and head is not None:
+            self.verifier.check_body(head, method, raw_path, params, headers, body)
         project = project_from_host(headers.get("host", ""))
         fault = self.faults.decide(api)
         if fault is not None:
@@ -236,11 +270,17 @@ class EmulatorHandler:
             raise ApiError(413, "PostBodyTooLarge", f"request body is larger than {self.max_body} bytes")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > self.max_body:
-                raise ApiError(413, "PostBodyTooLarge", f"request body is larger than {self.max_body} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                async for chunk in request.content.iter_any():
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise ApiError(
+                            413, "PostBodyTooLarge", f"request body is larger than {self.max_body} bytes"
+                        )
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise _SlowClient from None
         return b"".join(chunks)
 
     @staticmethod

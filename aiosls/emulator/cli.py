@@ -17,7 +17,7 @@ from .faults import FaultConfig
 from .seed import SeedError
 from .server import DEMO_ACCESS_KEY_ID, Emulator
 
-__all__ = ["add_arguments", "main", "run"]
+__all__ = ["add_arguments", "key_message", "main", "run"]
 
 
 def _access_key(text: str) -> tuple[str, str]:
@@ -64,6 +64,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _region(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", text):
+        raise argparse.ArgumentTypeError(f"not a region id: {text[:64]!r}")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's options to ``parser`` (used by ``aiosls emulator`` and ``-m``)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -99,6 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fault-seed", type=_integer, default=0, metavar="N", help="fault RNG seed")
     parser.add_argument("--no-verify", action="store_true", help="accept unsigned requests")
+    parser.add_argument(
+        "--region",
+        type=_region,
+        default=None,
+        metavar="REGION",
+        help="V4 signatures must name this region (401 SignatureNotMatch otherwise); default: any",
+    )
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -111,6 +124,7 @@ async def _serve(args: argparse.Namespace) -> None:
         faults=FaultConfig(args.throttle_rate, args.error_rate, args.reset_rate, args.latency_ms),
         fault_seed=args.fault_seed,
         verify_signatures=not args.no_verify,
+        region=args.region,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -118,20 +132,21 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with emulator:
         print(f"aiosls emulator listening on {emulator.endpoint}", flush=True)
-        if keys is None:
-            print(
-                f"aiosls emulator: no --access-key given; accepting the demo key {DEMO_ACCESS_KEY_ID} "
-                "(see aiosls.emulator.DEMO_ACCESS_KEY_SECRET)",
-                file=sys.stderr,
-                flush=True,
-            )
-        else:
-            print(
-                f"aiosls emulator: accepting access key ids {emulator.verifier.access_key_ids}",
-                file=sys.stderr,
-                flush=True,
-            )
+        print(f"aiosls emulator: {key_message(emulator)}", file=sys.stderr, flush=True)
         await stop.wait()
+
+
+def key_message(emulator: Emulator) -> str:
+    """What the emulator really accepts, from its verifier (never a secret)."""
+    if not emulator.verify_signatures:
+        return "--no-verify: signatures are not checked; any request is accepted"
+    ids = emulator.verifier.access_key_ids
+    text = f"accepting access key id{'s' if len(ids) != 1 else ''} {', '.join(ids)}"
+    if DEMO_ACCESS_KEY_ID in ids:
+        text += f" ({DEMO_ACCESS_KEY_ID} is the public demo key: aiosls.emulator.DEMO_ACCESS_KEY_SECRET)"
+    region = emulator.verifier.region
+    text += f"; V4 signatures must name region {region}" if region else "; any V4 region"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

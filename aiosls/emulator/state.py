@@ -38,6 +38,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "is_decimal",
+    "to_ns",
 ]
 
 #: Consumer groups allowed per logstore [D].
@@ -80,7 +81,8 @@ def decode_cursor(cursor: str) -> int:
     return int(text)
 
 
-def _to_ns(t: datetime) -> int:
+def to_ns(t: datetime) -> int:
+    """An aware datetime as unix nanoseconds (the emulator's cursor unit)."""
     return int(t.timestamp()) * _NS + t.microsecond * 1000
 
 
@@ -92,8 +94,10 @@ def _to_us(t: datetime) -> int:
 class ShardState:
     """One shard: its key range and the write history that drives its cursors.
 
-    Writes are kept as runs of consecutive cursors (``_starts[i]`` .. ``_ends[i]`` exclusive),
-    so appending a million packages costs one list entry.
+    Packages are kept as arithmetic runs: run ``i`` holds ``_counts[i]`` cursors
+    ``_starts[i] + k * _steps[i]``, so an hour written at a steady rate costs one list entry.
+    ``_end`` is the cursor of the next package to be written (the last one plus 1); it stays
+    put when old packages expire, as the real end cursor does.
     """
 
     shard_id: int
@@ -103,36 +107,94 @@ class ShardState:
     base_cursor: int
     status: str = "readwrite"
     _starts: list[int] = attrs.field(factory=list)
-    _ends: list[int] = attrs.field(factory=list)
+    _counts: list[int] = attrs.field(factory=list)
+    _steps: list[int] = attrs.field(factory=list)
+    _lasts: list[int] = attrs.field(factory=list)
+    _end: int = attrs.field(default=-1)
+
+    def __attrs_post_init__(self) -> None:
+        if self._end < 0:
+            self._end = self.base_cursor
 
     @property
     def begin_cursor(self) -> int:
-        return self._starts[0] if self._starts else self.base_cursor
+        """Cursor of the oldest retained package (the end cursor when none is retained)."""
+        return self._starts[0] if self._starts else self._end
 
     @property
     def end_cursor(self) -> int:
         """Cursor of the next package to be written."""
-        return self._ends[-1] if self._ends else self.base_cursor
+        return self._end
 
     @property
     def packages(self) -> int:
-        """How many packages were written (appended) to this shard."""
-        return sum(e - s for s, e in zip(self._starts, self._ends, strict=True))
+        """How many written packages are retained (appended and not yet expired)."""
+        return sum(self._counts)
 
-    def append(self, n: int, at_ns: int) -> None:
-        """Record ``n`` packages received at ``at_ns`` (kept monotonic even if the clock steps back)."""
+    @property
+    def newest(self) -> int | None:
+        """Cursor (= receive time in ns) of the newest retained package, or None."""
+        return self._lasts[-1] if self._lasts else None
+
+    def append(self, n: int, at_ns: int, step_ns: int = 1) -> None:
+        """Record ``n`` packages received from ``at_ns`` on, ``step_ns`` apart (kept monotonic
+        even if the clock steps back); a run that continues the last one extends it."""
         if n <= 0:
             return
-        start = max(self.end_cursor, at_ns)
-        self._starts.append(start)
-        self._ends.append(start + n)
+        step = max(1, step_ns)
+        start = max(self._end, at_ns)
+        if self._starts and self._steps[-1] == step and self._lasts[-1] + step == start:
+            self._counts[-1] += n
+            self._lasts[-1] += n * step
+        else:
+            self._starts.append(start)
+            self._counts.append(n)
+            self._steps.append(step)
+            self._lasts.append(start + (n - 1) * step)
+        self._end = self._lasts[-1] + 1
+
+    def expire(self, before_ns: int) -> None:
+        """Drop the packages received before ``before_ns`` (the logstore's TTL passed)."""
+        while self._lasts and self._lasts[0] < before_ns:
+            for runs in (self._starts, self._counts, self._steps, self._lasts):
+                del runs[0]
+        if self._starts and self._starts[0] < before_ns:
+            k = -(-(before_ns - self._starts[0]) // self._steps[0])
+            self._starts[0] += k * self._steps[0]
+            self._counts[0] -= k
 
     def cursor_at(self, t_ns: int) -> int:
-        """First written cursor ``>= t_ns``, or the end cursor if nothing was written since."""
-        i = bisect.bisect_right(self._ends, t_ns)
-        if i == len(self._ends):
-            return self.end_cursor
-        return max(self._starts[i], t_ns)
+        """First retained cursor ``>= t_ns``, or the end cursor if nothing was written since."""
+        i = bisect.bisect_left(self._lasts, t_ns)
+        if i == len(self._lasts):
+            return self._end
+        start, step = self._starts[i], self._steps[i]
+        if t_ns <= start:
+            return start
+        return start + -(-(t_ns - start) // step) * step
+
+    def package_at_or_before(self, cursor: int) -> int | None:
+        """The newest retained package cursor ``<= cursor``, or None if there is none."""
+        i = bisect.bisect_right(self._starts, cursor) - 1
+        if i < 0:
+            return None
+        start, step = self._starts[i], self._steps[i]
+        return start + min(self._counts[i] - 1, (cursor - start) // step) * step
+
+    def cursor_time(self, cursor: int, now_s: int) -> int:
+        """GetCursorTime: receive time (unix seconds) of the package at or just before ``cursor``.
+
+        :raises ApiError: 400 ``InvalidCursor`` for a cursor after the end cursor or more than
+            one before the oldest retained package (its data expired). ``begin - 1`` (the
+            "previous" cursor of a group reading from the start) answers the oldest package's
+            time; a shard that retains nothing answers ``now_s`` for ``end - 1`` and ``end``.
+        """
+        if cursor > self._end or cursor < self.begin_cursor - 1:
+            raise ApiError(400, "InvalidCursor", f"cursor {encode_cursor(cursor)} is out of range")
+        if not self._starts:
+            return now_s
+        package = self.package_at_or_before(cursor)
+        return (self._starts[0] if package is None else package) // _NS
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -157,6 +219,14 @@ class ConsumerGroupState:
     heartbeats: dict[str, float] = attrs.field(factory=dict)
     #: shard -> consumer that holds it.
     owners: dict[int, str] = attrs.field(factory=dict)
+    #: Simulated behaviour (:data:`SIMULATIONS`), or None for a group only clients drive.
+    simulate: str | None = None
+    #: Simulation: shard -> cursor of the last package the simulated consumer consumed.
+    positions: dict[int, int] = attrs.field(factory=dict)
+    #: Simulation: the consumer name it heartbeats and commits as.
+    sim_consumer: str = "sim-consumer-1"
+    #: Simulation: whether a ``rewinding`` group already jumped back.
+    rewound: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         return {"name": self.name, "timeout": self.timeout, "order": self.order}
@@ -207,12 +277,29 @@ class ConsumerGroupState:
 
 @attrs.define(eq=False)
 class LogstoreState:
-    """A logstore: its shards and consumer groups."""
+    """A logstore: its shards and consumer groups, and how fast the simulation writes to it."""
 
     name: str
     ttl: int
     shards: dict[int, ShardState]
     consumer_groups: dict[str, ConsumerGroupState] = attrs.field(factory=dict)
+    #: Packages per second the simulation writes to each readwrite shard.
+    write_rate: float = 0.0
+    #: Retention in seconds when set, overriding ``ttl`` (days).
+    ttl_seconds: int | None = None
+    #: Simulation: receive time (ns) of the next package the writer owes.
+    next_write_ns: int = 0
+
+    @property
+    def retention_ns(self) -> int:
+        """How long packages are kept, in ns."""
+        return (self.ttl_seconds if self.ttl_seconds is not None else self.ttl * 86400) * _NS
+
+    def expire(self, now_ns: int) -> None:
+        """Drop every shard's packages older than the retention."""
+        cutoff = now_ns - self.retention_ns
+        for shard in self.shards.values():
+            shard.expire(cutoff)
 
 
 @attrs.define(eq=False)
@@ -291,9 +378,18 @@ class EmulatorState:
         return state
 
     def create_logstore(
-        self, project: str, logstore: str, shard_count: int = 2, ttl: int = 30
+        self,
+        project: str,
+        logstore: str,
+        shard_count: int = 2,
+        ttl: int = 30,
+        *,
+        created: datetime | None = None,
     ) -> LogstoreState:
-        """CreateLogStore with ``shard_count`` readwrite shards over the whole key space."""
+        """CreateLogStore with ``shard_count`` readwrite shards over the whole key space.
+
+        ``created`` backdates the logstore (default now), so history can be written into it.
+        """
         p = self.project(project)
         _check_name(names.validate_logstore, logstore)
         if isinstance(shard_count, bool) or not isinstance(shard_count, int):
@@ -304,10 +400,10 @@ class EmulatorState:
             raise _bad("ttl must be an integer of days in 1..3650")
         if logstore in p.logstores:
             raise _bad(f"logstore {logstore} already exist", "LogStoreAlreadyExist")
-        now = self.clock()
-        created, base = int(now.timestamp()), _to_ns(now)
+        when = created or self.clock()
+        created_s, base = int(when.timestamp()), to_ns(when)
         shards = {
-            i: ShardState(i, created, _key(i, shard_count), _key(i + 1, shard_count), base)
+            i: ShardState(i, created_s, _key(i, shard_count), _key(i + 1, shard_count), base)
             for i in range(shard_count)
         }
         state = p.logstores[logstore] = LogstoreState(logstore, ttl, shards)
@@ -327,7 +423,7 @@ class EmulatorState:
     ) -> str:
         """Record ``n`` packages written to a shard (at ``at``, default now); returns the end cursor."""
         s = self.shard(project, logstore, shard)
-        s.append(n, _to_ns(at or self.clock()))
+        s.append(n, to_ns(at or self.clock()))
         return encode_cursor(s.end_cursor)
 
     # --- cursors ---------------------------------------------------------------------------
@@ -347,9 +443,14 @@ class EmulatorState:
         return encode_cursor(s.cursor_at(seconds * _NS))
 
     def get_cursor_time(self, project: str, logstore: str, shard: int, cursor: str) -> int:
-        """GetCursorTime: the receive time (unix seconds) encoded in the cursor."""
-        self.shard(project, logstore, shard)
-        return decode_cursor(cursor) // _NS
+        """GetCursorTime: the receive time (unix seconds) of the package at or before ``cursor``.
+
+        400 ``InvalidCursor`` (the status SLS leaves undocumented; 400 like every bad parameter)
+        for a cursor after the end or before the oldest retained data: see
+        :meth:`ShardState.cursor_time`.
+        """
+        s = self.shard(project, logstore, shard)
+        return s.cursor_time(decode_cursor(cursor), int(self.clock().timestamp()))
 
     # --- consumer groups -------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """End to end over real loopback sockets: CheckpointService vs the emulator.
 
-Every test that goes through ``svc_for`` runs twice: over the default ``Http11Transport`` and
-over ``AiohttpTransport``. Tests about one transport's specifics pin ``transport_kind``.
+Every test that goes through ``svc_for`` runs over the default ``AiohttpTransport`` and over the
+opt-in ``Http11Transport``, each under asyncio and uvloop (``conftest.py``). Tests about one
+transport's specifics pin ``transport_kind``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from aiosls import (
     CheckpointService,
     CheckpointTarget,
     Credentials,
-    Http11Transport,
     HttpRequest,
     HttpResponse,
     NotFoundError,
@@ -38,6 +38,7 @@ from aiosls import (
     ValidationError,
 )
 from aiosls.emulator import Emulator, FaultConfig
+from aiosls.transport.http11 import Http11Transport
 
 AK, SK = "LTAIe2eKey", "e2e-secret-value"
 STS_AK, STS_SK, STS_TOKEN = "STS.e2eKey", "sts-secret", "CAIS-e2e-token/abc+def=="
@@ -74,17 +75,17 @@ async def emu() -> AsyncIterator[Emulator]:
         yield emulator
 
 
-_kind = "http11"
-_borrowed: list[AiohttpTransport] = []
+_kind = "aiohttp"
+_borrowed: list[Http11Transport | AiohttpTransport] = []
 
 
-@pytest.fixture(params=["http11", "aiohttp"], autouse=True)
+@pytest.fixture(params=["aiohttp", "http11"], autouse=True)
 async def transport_kind(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    """Which transport ``svc_for`` gives the service (the default one, or aiohttp's)."""
+    """Which transport ``svc_for`` gives the service (the default aiohttp one, or the lean one)."""
     global _kind
     _kind = request.param
     yield request.param
-    _kind = "http11"
+    _kind = "aiohttp"
     while _borrowed:
         await _borrowed.pop().aclose()
 
@@ -97,13 +98,26 @@ def transport_for_kind(**kw: Any) -> Http11Transport | AiohttpTransport:
 def svc_for(
     emu: Emulator, version: str = "v4", creds: Credentials | None = None, **kw: Any
 ) -> CheckpointService:
-    if _kind == "aiohttp" and "transport" not in kw and "session" not in kw:
+    if _kind == "http11" and "transport" not in kw and "session" not in kw:
         timeouts = kw.get("timeouts", Timeouts())
-        kw["transport"] = AiohttpTransport(connect_timeout=timeouts.connect, read_timeout=timeouts.read)
+        kw["transport"] = Http11Transport(connect_timeout=timeouts.connect, read_timeout=timeouts.read)
         _borrowed.append(kw["transport"])
     return CheckpointService(
         emu.endpoint, creds or Credentials(AK, SK), signature_version=version, region="cn-hangzhou", **kw
     )
+
+
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)
+async def test_the_default_transport_is_an_owned_aiohttp_one(emu: Emulator) -> None:
+    seen: list[str] = []
+
+    async with CheckpointService(emu.endpoint, Credentials(AK, SK), region="cn-hangzhou") as svc:
+        assert type(svc.transport) is AiohttpTransport
+        await svc.get_checkpoints("demo-project", "app-log", "cg-0")
+        seen.append(svc._pipeline.user_agent)
+    assert svc.transport._session is None  # closed with the service
+    assert seen[0].startswith("aiosls/")
+    assert f"aiohttp/{aiohttp.__version__}" in seen[0]
 
 
 @pytest.mark.parametrize("version", ["v1", "v4"])
@@ -303,12 +317,13 @@ async def test_breaking_out_of_a_fan_out_leaves_nothing_behind(emu: Emulator) ->
         assert fan_out_workers() == []
         # The pool keeps only idle keep-alive connections, never one per abandoned request.
         assert emu.counters.connections <= 16
-        transport = svc._transport
+        transport = svc.transport
         if isinstance(transport, Http11Transport):
             # Cancelled requests' sockets were dropped, not pooled half-read (at most the
             # first finished request's socket can be idle, if its worker had not reused it).
             assert transport.open_connections <= 1
-    if isinstance(transport, Http11Transport):
+    if isinstance(transport, Http11Transport):  # borrowed: closing it drops every socket
+        await transport.aclose()
         assert transport.open_connections == 0
     # svc closed: a leaked connection or session would raise ResourceWarning (warnings are errors).
     gc.collect()
@@ -324,12 +339,12 @@ async def test_borrowed_session_is_not_closed(emu: Emulator) -> None:
             assert resp.status >= 400
 
 
-@pytest.mark.parametrize("transport_kind", ["http11"], indirect=True)  # the service owns it
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)  # the service owns it
 async def test_unclosed_service_warns() -> None:
     async with Emulator(access_keys={AK: SK}, seed=fleet()) as emu:
         svc = svc_for(emu)
         await svc.get_checkpoints("demo-project", "app-log", "cg-0")
-        transport = svc._transport
+        transport = svc.transport
         # Dropping the last reference runs __del__ at once (refcounting), so it must happen inside.
         with pytest.warns(ResourceWarning, match="unclosed"):  # noqa: PT031
             del svc
@@ -337,7 +352,7 @@ async def test_unclosed_service_warns() -> None:
         await transport.aclose()
 
 
-@pytest.mark.parametrize("transport_kind", ["http11"], indirect=True)  # the default transport
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)  # the default transport
 async def test_https_is_the_default_and_verifies_certificates() -> None:
     svc = CheckpointService("127.0.0.1:1", Credentials(AK, SK), region="cn-hangzhou", retry=NO_RETRY)
     async with svc:
@@ -463,7 +478,7 @@ async def test_scan_discovery_counts_against_the_concurrency_bound(emu: Emulator
     assert peak <= 3
 
 
-@pytest.mark.parametrize("transport_kind", ["http11"], indirect=True)  # the default transport
+@pytest.mark.parametrize("transport_kind", ["aiohttp"], indirect=True)  # the default transport
 async def test_no_token_in_request_repr_or_error_chain(unused_tcp_port: int) -> None:
     from aiosls import InMemoryTransport, TransportError
 

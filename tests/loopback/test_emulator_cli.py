@@ -17,6 +17,7 @@ import yarl
 
 from aiosls import _sansio
 from aiosls.credentials import Credentials
+from aiosls.emulator import Emulator
 from aiosls.emulator import cli as emulator_cli
 from aiosls.emulator.cli import add_arguments
 from aiosls.endpoint import parse_endpoint
@@ -247,3 +248,52 @@ async def test_deep_json_without_orjson_is_400_not_500(tmp_path) -> None:
     assert (status, data["errorCode"]) == (400, "PostBodyInvalid")
     assert "emulator bug" not in err
     assert proc.returncode == 0, err
+
+
+async def test_cli_region_is_enforced_and_the_key_message_is_true(tmp_path) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(SEED))
+    proc = _start("--port", "0", "--seed", str(seed), "--region", "cn-hangzhou")
+    try:
+        assert proc.stdout is not None
+        endpoint = proc.stdout.readline().rstrip("\n").rsplit(" ", 1)[1]
+        op = _sansio.get_checkpoint("demo-project", "app-log", "cg-main")
+        statuses = {}
+        async with aiohttp.ClientSession() as session:
+            for region in ("cn-hangzhou", "cn-shanghai"):
+                req = _sansio.build_request(
+                    op,
+                    endpoint=parse_endpoint(endpoint),
+                    credentials=Credentials("SEEDKEY", "seed-secret"),
+                    now=datetime.now(UTC),
+                    signature_version="v4",
+                    region=region,
+                    user_agent="t",
+                )
+                async with session.get(yarl.URL(req.url, encoded=True), headers=dict(req.headers)) as r:
+                    statuses[region] = (r.status, (await r.json())["errorCode"] if r.status != 200 else "")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert statuses == {"cn-hangzhou": (200, ""), "cn-shanghai": (401, "SignatureNotMatch")}
+    # The seed's key is accepted (and said so), next to the demo key; no "no --access-key" claim.
+    assert "SEEDKEY" in err
+    assert "LTAIaioslsEmulatorDemo is the public demo key" in err
+    assert "region cn-hangzhou" in err
+    assert "no --access-key" not in err
+    assert "seed-secret" not in err
+
+
+def test_cli_key_message_names_only_the_given_keys_and_no_verify() -> None:
+    only = Emulator(access_keys={"K1": "s1"}, seed=SEED, tick_interval=None)
+    assert emulator_cli.key_message(only) == "accepting access key ids K1, SEEDKEY; any V4 region"
+    unchecked = Emulator(verify_signatures=False, tick_interval=None)
+    assert "not checked" in emulator_cli.key_message(unchecked)
+
+
+@pytest.mark.parametrize("region", ["", "CN_HANGZHOU", "cn-hangzhou\n", "x" * 70])
+def test_cli_rejects_a_bad_region(region) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--region", region])

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from helpers import checkpoints_body, ok, sls_error, split
+from helpers import FakeTime, checkpoints_body, ok, sls_error, split
 
 from aiosls import (
     NO_RETRY,
@@ -76,7 +76,8 @@ def targets(n: int, *, project: str = "proj-a", prefix: str = "cg") -> list[Chec
 
 async def test_thousands_of_targets_one_result_each_with_partial_failures() -> None:
     gate = Gate()
-    svc, _ = service(gate)
+    time = FakeTime()  # the throttled project's cool-downs pass without waiting
+    svc, _ = service(gate, sleep=time.sleep, monotonic=time.monotonic, clock=time.clock)
     wanted = targets(1500) + targets(100, prefix="missing") + targets(50, prefix="throttled")
     wanted.append(CheckpointTarget("proj-a", "bad/name", "cg"))
     async with svc:
@@ -123,36 +124,54 @@ async def test_per_project_cap() -> None:
     assert gate.peak <= 8
 
 
-async def test_backoff_does_not_hold_an_in_flight_slot() -> None:
-    """A target sleeping out a backoff leaves its slot to others."""
-    sleeping = asyncio.Event()
-    release_sleep = asyncio.Event()
-
-    async def slow_sleep(_seconds: float) -> None:
-        sleeping.set()
-        await release_sleep.wait()
-
-    seen: list[str] = []
+async def test_a_throttled_project_slows_down_alone() -> None:
+    """proj-a throttles every request; proj-b's targets are all served, while the requests to
+    proj-a fall to a trickle paced by its cool-down (fake time: nothing really waits)."""
+    time = FakeTime()
+    sent: Counter[str] = Counter()
 
     def handler(request: HttpRequest) -> HttpResponse:
-        group = group_of(request)
-        seen.append(group)
-        if group == "cg-0" and seen.count("cg-0") == 1:
+        project = request.headers["Host"].split(".", 1)[0]
+        sent[project] += 1
+        if project == "proj-a":
             return sls_error(403, "ReadQuotaExceed")
         return ok([])
 
-    svc, _ = service(handler, sleep=slow_sleep)
+    svc, _ = service(handler, sleep=time.sleep, monotonic=time.monotonic, clock=time.clock)
+    wanted = [t for pair in zip(targets(50), targets(50, project="proj-b"), strict=True) for t in pair]
     async with svc:
-        stream = svc.get_checkpoints_many(targets(5), concurrency=1)
-        async with stream:
-            first = await anext(stream)
-            # cg-0 is asleep in its backoff, yet the single slot served another target.
-            assert sleeping.is_set()
-            assert first.target.consumer_group != "cg-0"
-            release_sleep.set()
-            rest = [first] + [r async for r in stream]
-    assert sorted(r.target.consumer_group for r in rest) == [f"cg-{i}" for i in range(5)]
-    assert all(r.ok for r in rest)
+        results = [r async for r in svc.get_checkpoints_many(wanted, concurrency=8)]
+    by_project = Counter((r.target.project, r.ok) for r in results)
+    assert by_project == {("proj-a", False): 50, ("proj-b", True): 50}
+    assert sent["proj-b"] == 50
+    # Without backpressure: 50 targets x 12 attempts = 600 requests to proj-a.
+    assert sent["proj-a"] < 600
+    elapsed = time.mono - 1000.0
+    assert sent["proj-a"] / elapsed < 8  # under one request per worker per (fake) second
+
+
+async def test_throttling_storm_keeps_tasks_and_rate_bounded() -> None:
+    """Every request throttled: live tasks stay at the pool size and the request rate falls."""
+    time = FakeTime()
+    peak_tasks = 0
+    requests = 0
+
+    def handler(_request: HttpRequest) -> HttpResponse:
+        nonlocal peak_tasks, requests
+        requests += 1
+        peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
+        return sls_error(403, "ReadQuotaExceed")
+
+    svc, _ = service(handler, sleep=time.sleep, monotonic=time.monotonic, clock=time.clock)
+    async with svc:
+        count = 0
+        async for result in svc.get_checkpoints_many(targets(300), concurrency=10):
+            assert isinstance(result.error, ThrottlingError)
+            count += 1
+    assert count == 300
+    assert peak_tasks <= 10 + 2  # the pool, the test's own task, and nothing per target
+    elapsed = time.mono - 1000.0
+    assert requests / elapsed < 10  # the old code sent ~1,450 requests per second
 
 
 async def test_lazy_source_of_100k_targets_stays_bounded() -> None:

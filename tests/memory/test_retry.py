@@ -324,7 +324,7 @@ def test_is_retryable_truth_table(exc: BaseException, idempotent_ok: bool, non_i
 # --- logging --------------------------------------------------------------------------------------
 
 
-async def test_one_warning_per_retry_with_operation_code_and_request_id(
+async def test_one_debug_line_per_retry_with_operation_code_and_request_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     script = [throttled("RID-1"), ConnectError(f"refused ({SECRET})"), busy("RID-3"), "ok"]
@@ -332,7 +332,7 @@ async def test_one_warning_per_retry_with_operation_code_and_request_id(
         _, _, time = await run(DEFAULT_RETRY, script)
     records = [r for r in caplog.records if r.name == "aiosls.retry"]
     assert len(records) == len(time.sleeps) == 3
-    assert all(r.levelno == logging.WARNING for r in records)
+    assert all(r.levelno == logging.DEBUG for r in records)  # retries are quiet by default
     lines = [r.getMessage() for r in records]
     assert lines[0] == (
         f"retrying {DESCRIBE} after ReadQuotaExceed (request RID-1): attempt 1 failed, "
@@ -343,10 +343,21 @@ async def test_one_warning_per_retry_with_operation_code_and_request_id(
     assert SECRET not in caplog.text
 
 
-async def test_no_log_line_when_giving_up(caplog: pytest.LogCaptureFixture) -> None:
+async def test_retries_log_nothing_at_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="aiosls.retry"):
-        await run_failing(RetryPolicy(max_attempts=2, deadline=None), [busy(), busy()])
-    assert len([r for r in caplog.records if r.name == "aiosls.retry"]) == 1
+        await run_failing(RetryPolicy(max_attempts=3, deadline=None), [busy(), busy(), busy()])
+    assert [r for r in caplog.records if r.name == "aiosls.retry"] == []
+
+
+async def test_server_text_in_a_retry_line_is_escaped_and_capped(caplog: pytest.LogCaptureFixture) -> None:
+    hostile = TransientError("m", error_code="ServerBusy\x1b[31m\nFAKE: LOG LINE" + "x" * 100_000, status=503)
+    with caplog.at_level(logging.DEBUG, logger="aiosls.retry"):
+        await run(DEFAULT_RETRY, [hostile, "ok"])
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "aiosls.retry"]
+    assert "\n" not in line
+    assert "\x1b" not in line
+    assert "FAKE: LOG LINE" in line  # escaped onto the same line, not a forged one
+    assert len(line) < 600
 
 
 def test_annotate_attempts() -> None:
