@@ -19,11 +19,12 @@ keep-alive pool size, read every body and decode it with orjson;
 aiosls additionally signs (V4 by default), validates names and structures ``ShardCheckpoint``
 models - that is the overhead the 1.15x target is about.
 
-The ``aiosls`` side is the service as users get it: its default ``Http11Transport``. The
-``aiosls+aiohttp`` side (skip it with ``--no-aiohttp-transport``) is the same service over
-``AiohttpTransport``, i.e. one ``aiohttp.ClientSession`` like the bare side: the difference
-between the two is what the lean transport saves, the difference to bare is what signing,
-parsing and the fan-out cost on top of an aiohttp session.
+The ``aiosls`` side is the service as users get it, over its default transport. The
+``aiosls+aiohttp`` side (skip it with ``--no-aiohttp-transport``) is the same service over an
+explicit ``AiohttpTransport``, i.e. one ``aiohttp.ClientSession`` like the bare side: the
+difference to bare is what signing, parsing and the fan-out cost on top of an aiohttp session.
+The ``aiosls+http11`` side (skip it with ``--no-http11``) is the same service over the opt-in
+``aiosls.transport.http11.Http11Transport`` (needs httptools): what the lean transport saves.
 
 With ``--official`` every round also runs the same N targets through the official SDKs (test and
 benchmark peers only, never imported by ``aiosls``), each in its own fresh subprocess too:
@@ -71,6 +72,7 @@ SHARDS = 4
 PROFILE_ENV = "AIOSLS_FANOUT_PROFILE"
 OFFICIAL = ("tea", "sync")  # --official sides: the Tea async SDK, the sync SDK from a thread pool
 AIOHTTP_SIDE = "aiosls+aiohttp"  # the service over AiohttpTransport instead of its default
+HTTP11_SIDE = "aiosls+http11"  # the service over the opt-in Http11Transport (aiosls[speedups])
 
 
 def _seed(projects: int, logstores: int, groups: int) -> dict[str, Any]:
@@ -195,7 +197,13 @@ async def _run_aiosls(cfg: dict[str, Any], targets: Any) -> tuple[int, int]:
     from aiosls import AiohttpTransport, CheckpointService, Credentials
     from aiosls.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
 
-    transport = AiohttpTransport(max_connections=cfg["pool"]) if cfg["side"] == AIOHTTP_SIDE else None
+    transport: Any = None
+    if cfg["side"] == AIOHTTP_SIDE:
+        transport = AiohttpTransport(max_connections=cfg["pool"])
+    elif cfg["side"] == HTTP11_SIDE:
+        from aiosls.transport.http11 import Http11Transport
+
+        transport = Http11Transport(max_connections=cfg["pool"])
     ok = failed = 0
     async with (
         CheckpointService(
@@ -399,12 +407,13 @@ def _client_main(raw: str) -> None:
     """One side's run in this fresh process: warm up, say "ready", wait for "go", run, report."""
     cfg = json.loads(raw)
     side = cfg["side"]
-    aiosls = side in ("aiosls", AIOHTTP_SIDE)
+    aiosls = side in ("aiosls", AIOHTTP_SIDE, HTTP11_SIDE)
     if side in OFFICIAL:
         _localhost_dns()
     run: Any = {
         "aiosls": _run_aiosls,
         AIOHTTP_SIDE: _run_aiosls,
+        HTTP11_SIDE: _run_aiosls,
         "bare": _run_bare,
         "tea": _run_tea,
         "sync": _run_sync,
@@ -513,6 +522,7 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
         flush=True,
     )
     sides = ("aiosls", "bare") + ((AIOHTTP_SIDE,) if not args.no_aiohttp_transport else ())
+    sides += (HTTP11_SIDE,) if not args.no_http11 else ()
     sides += OFFICIAL if args.official else ()
     if args.official:
         print(
@@ -555,6 +565,12 @@ def compare(args: argparse.Namespace, seed_path: str) -> None:
         print(
             f"ratio {AIOHTTP_SIDE}/bare: client CPU per request {cpu} (per round {rounds}), req/s {rps} "
             "(what signing, parsing and the fan-out cost on top of an aiohttp session)"
+        )
+    if HTTP11_SIDE in med:
+        cpu, rounds, rps = _vs_bare(runs, med, HTTP11_SIDE)
+        print(
+            f"ratio {HTTP11_SIDE}/bare: client CPU per request {cpu} (per round {rounds}; "
+            f"target <= 0.8x), req/s {rps} (the opt-in lean transport)"
         )
     for side in OFFICIAL if args.official else ():
         o = med[side]
@@ -625,6 +641,11 @@ def main() -> None:
         "--no-aiohttp-transport",
         action="store_true",
         help=f"skip the {AIOHTTP_SIDE} side (the service over AiohttpTransport)",
+    )
+    parser.add_argument(
+        "--no-http11",
+        action="store_true",
+        help=f"skip the {HTTP11_SIDE} side (the service over the opt-in Http11Transport)",
     )
     args = parser.parse_args()
     if args.official and args.memory:

@@ -1,19 +1,12 @@
-"""``Http11Transport``: keep-alive HTTP/1.1 straight on asyncio protocols (the default).
+"""The pool of :class:`Http11Transport`: sockets, keep-alive, waiters, timeouts, lifecycle.
 
-Why not ``aiohttp.ClientSession``: a GetCheckPoint is ~40 bytes of request line, eight
-headers and a small JSON body. ``ClientSession.request`` spends ~70 µs of CPU around those
-bytes (request/response objects, cookie jar, tracing hooks, timers, stream readers); this
-transport spends ~25 µs, which is most of the fan-out's budget (see benchmarks/README.md).
-Framing lives in the sans-I/O :mod:`aiosls._http11`; here are only sockets, the pool and
-timeouts. Use :class:`~aiosls.transport.aiohttp.AiohttpTransport` for what this one does not
-do: proxies, a shared ``ClientSession``, aiohttp tracing.
-
-Pool: at most ``max_connections`` sockets in all (idle + busy + connecting), idle ones kept
-per origin for ``keepalive_timeout`` seconds (less if the server's ``Keep-Alive: timeout``
-says so) and reused most-recent-first. At the limit, sends wait first come first served: a
-connection that comes back is handed to the first waiter (or, for another origin, its slot).
-Timeouts cost no timer per request: each connection has one timer, re-armed lazily when it
-fires early.
+Framing lives in :mod:`._request` (request bytes) and :mod:`._response` (httptools); each socket
+is a :class:`._connection.Connection`. Pool: at most ``max_connections`` sockets in all (idle +
+busy + connecting), idle ones kept per origin for ``keepalive_timeout`` seconds (less if the
+server's ``Keep-Alive: timeout`` says so) and reused most-recent-first. At the limit, sends wait
+first come first served: a connection that comes back is handed to the first waiter (or, for
+another origin, its slot). Timeouts cost no timer per request: each connection has one timer,
+re-armed lazily when it fires early.
 """
 
 from __future__ import annotations
@@ -31,8 +24,7 @@ from contextlib import nullcontext
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .._http11 import BodyTooLarge, ProtocolError, ResponseParser, serialize_request
-from ..errors import (
+from ...errors import (
     CertificateError,
     ConnectError,
     ReadTimeout,
@@ -40,144 +32,15 @@ from ..errors import (
     TransportError,
     ValidationError,
 )
-from . import DEFAULT_MAX_RESPONSE_BYTES, ClosingContext, HttpRequest, HttpResponse, response_too_large
+from .. import DEFAULT_MAX_RESPONSE_BYTES, ClosingContext, HttpRequest, HttpResponse, response_too_large
+from ._connection import Connection, Disconnected, Origin, TimedOut
+from ._request import serialize_request
+from ._response import BodyTooLarge, ProtocolError, require_httptools
 
 __all__ = ["Http11Transport"]
 
 # Safe to resend on a fresh connection when a kept-alive one turns out closed (RFC 9110 §9.2.2).
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-_Origin = tuple[str, str, int]  # scheme, host (no brackets), port
-
-
-class _Disconnected(Exception):
-    """The connection ended before any byte of the response arrived."""
-
-
-class _TimedOut(Exception):
-    """No response byte within the read timeout."""
-
-
-class _Connection(asyncio.Protocol):
-    """One socket: at most one request in flight; the parser of that request's response."""
-
-    def __init__(self, pool: Http11Transport, origin: _Origin) -> None:
-        # Weak: the event loop holds every open connection, and an unclosed pool must still be
-        # collectable (so that it warns and drops its sockets, see Http11Transport.__del__).
-        self.pool = weakref.ref(pool)
-        self.origin = origin
-        self.loop = pool._loop_for_connections()
-        self.transport: asyncio.Transport | None = None
-        self.parser: ResponseParser | None = None
-        self.waiter: asyncio.Future[ResponseParser] | None = None
-        self.closed = False
-        self.counted = True  # holds one of the pool's max_connections slots
-        self.requests = 0
-        self.idle_since = 0.0
-        self.expires = 0.0  # when idle: not reused from then on (ours or the server's limit)
-        self.read_timeout: float | None = None
-        self.deadline = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_when = 0.0
-        self.lost: asyncio.Future[None] | None = None
-
-    # --- asyncio.Protocol ---------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        parser, waiter = self.parser, self.waiter
-        if parser is None or waiter is None or waiter.done():
-            # Bytes nobody asked for (e.g. a 408 on an idle socket): the stream is out of step.
-            self.close()
-            return
-        if self.read_timeout is not None:
-            self.deadline = self.loop.time() + self.read_timeout
-        try:
-            done = parser.feed(data)
-        except ProtocolError as exc:
-            waiter.set_exception(exc)
-            self.close()
-            return
-        if done:
-            waiter.set_result(parser)
-
-    def eof_received(self) -> bool:
-        return False  # close our side too; connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._cancel_timer()
-        parser, waiter = self.parser, self.waiter
-        if parser is not None and waiter is not None and not waiter.done():
-            if not parser.started:
-                waiter.set_exception(_Disconnected(exc))
-            elif exc is not None:
-                waiter.set_exception(exc)
-            else:
-                try:
-                    parser.feed_eof()
-                except ProtocolError as error:
-                    waiter.set_exception(error)
-                else:
-                    waiter.set_result(parser)
-        pool = self.pool()
-        if pool is not None:
-            pool._forget(self)
-        if self.lost is not None and not self.lost.done():
-            self.lost.set_result(None)
-
-    # --- one exchange -------------------------------------------------------------------------
-
-    async def exchange(
-        self, data: bytes, method: str, max_body: int, read_timeout: float | None
-    ) -> ResponseParser:
-        """Write one request and wait for its whole response."""
-        assert self.transport is not None
-        self.parser = ResponseParser(method=method, max_body=max_body)
-        waiter: asyncio.Future[ResponseParser] = self.loop.create_future()
-        self.waiter = waiter
-        self.requests += 1
-        self.read_timeout = read_timeout
-        if read_timeout is not None:
-            self.deadline = deadline = self.loop.time() + read_timeout
-            if self.timer is None or self.timer_when > deadline:
-                self._arm(deadline)
-        self.transport.write(data)
-        try:
-            return await waiter
-        finally:
-            self.parser = self.waiter = None
-            self.read_timeout = None
-
-    def _arm(self, when: float) -> None:
-        self._cancel_timer()
-        self.timer = self.loop.call_at(when, self._on_timer)
-        self.timer_when = when
-
-    def _cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def _on_timer(self) -> None:
-        self.timer = None
-        waiter = self.waiter
-        if waiter is None or waiter.done() or self.read_timeout is None:
-            return  # idle, or the request that armed it is over: nothing to time
-        if self.loop.time() >= self.deadline:
-            waiter.set_exception(_TimedOut())
-            self.close()
-        else:
-            self._arm(self.deadline)
-
-    def close(self) -> None:
-        """Drop the socket now (a half-read or unwanted stream is never reused)."""
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.abort()  # connection_lost follows on the next loop iteration
-        self._cancel_timer()
 
 
 class Http11Transport(ClosingContext):
@@ -201,6 +64,7 @@ class Http11Transport(ClosingContext):
         keepalive_timeout: float = 30.0,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        require_httptools()
         if max_connections < 0:
             raise ValueError(f"max_connections must be >= 0, not {max_connections!r}")
         self._ssl_context = ssl_context
@@ -209,14 +73,14 @@ class Http11Transport(ClosingContext):
         self._max_connections = max_connections
         self._keepalive_timeout = keepalive_timeout
         self._max_response_bytes = max_response_bytes
-        self._origins: dict[str, tuple[_Origin, str]] = {}
-        self._idle: dict[_Origin, list[_Connection]] = {}
-        self._connections: set[_Connection] = set()
+        self._origins: dict[str, tuple[Origin, str]] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._connections: set[Connection] = set()
         self._open = 0  # slots taken: connecting + busy + idle
         # Sends waiting for a connection, first come first served, with the origin they want
         # (None: only a fresh one). What comes back is handed to the first one directly: a
         # connection of its origin, or else a slot (then the waiter's own to connect with).
-        self._waiters: deque[tuple[asyncio.Future[_Connection | None], _Origin | None]] = deque()
+        self._waiters: deque[tuple[asyncio.Future[Connection | None], Origin | None]] = deque()
         self._connecting: set[asyncio.Task[Any]] = set()  # tasks opening a connection now
         self._aborted: set[asyncio.Task[Any]] = set()  # of those, the ones aclose() cancelled
         self._cleanup: asyncio.TimerHandle | None = None
@@ -247,20 +111,24 @@ class Http11Transport(ClosingContext):
         headers = request.headers
         if "Host" not in headers and "host" not in headers:
             headers = {"Host": host, **headers}
+        refused: str | None = None
         try:
             data = serialize_request(request.method, target, headers, request.body)
         except ValueError as exc:
-            # Unchained and without the value: it may be a pasted token.
-            raise ValidationError(f"{what}: request refused: {exc}") from None
+            refused = str(exc)  # our words, never the value (it may be a pasted token)
+        if refused is not None:
+            # Raised out here: no __cause__ or __context__ leads back to the request's headers.
+            raise ValidationError(f"{what}: request refused: {refused}")
         read = timeout if timeout is not None else self._read_timeout
         resend = request.method in _IDEMPOTENT
         fresh = False
         while True:
             conn = await self._acquire(origin, what, fresh)
             reused = conn.requests > 0
+            mapped: BaseException | None = None
             try:
-                parser = await conn.exchange(data, request.method, self._max_response_bytes, read)
-            except _Disconnected as exc:
+                reader = await conn.exchange(data, request.method, self._max_response_bytes, read)
+            except Disconnected as exc:
                 self._release(conn, reusable=False)
                 if reused and resend:
                     # The server closed a kept-alive socket as we reused it: once more, on a new
@@ -275,13 +143,16 @@ class Http11Transport(ClosingContext):
                 mapped = self._error(exc, what)
                 if mapped is exc:
                     raise  # cancellation, or a bug: as it is
-                raise mapped from None  # our own words; the cause adds nothing a caller needs
-            self._release(conn, reusable=parser.keep_alive, hint=parser.headers.get("keep-alive"))
-            return HttpResponse(parser.status, parser.headers, parser.body)
+            if mapped is not None:
+                # Our own words, raised out here with neither cause nor context: they add
+                # nothing a caller needs.
+                raise mapped
+            self._release(conn, reusable=reader.keep_alive, hint=reader.headers.get("keep-alive"))
+            return HttpResponse(reader.status, reader.headers, reader.body)
 
     def _error(self, exc: BaseException, what: str) -> BaseException:
         """The typed error for what ended an exchange (``exc`` itself if it is not ours)."""
-        if isinstance(exc, _TimedOut):
+        if isinstance(exc, TimedOut):
             return ReadTimeout(f"{what}: no response within the read timeout")
         if isinstance(exc, BodyTooLarge):
             request_id = exc.headers.get("x-log-requestid")
@@ -292,7 +163,7 @@ class Http11Transport(ClosingContext):
             return TransportError(f"{what}: connection failed: {type(exc).__name__}: {exc}")
         return exc
 
-    def _split(self, url: str) -> tuple[_Origin, str, str]:
+    def _split(self, url: str) -> tuple[Origin, str, str]:
         """(origin, Host header, request target) of an absolute URL; origins are parsed once each."""
         slash = url.find("/", url.find("//") + 2)
         base, target = (url, "/") if slash < 0 else (url[:slash], url[slash:])
@@ -320,7 +191,7 @@ class Http11Transport(ClosingContext):
 
     # --- the pool -------------------------------------------------------------------------------
 
-    async def _acquire(self, origin: _Origin, what: str, fresh: bool = False) -> _Connection:
+    async def _acquire(self, origin: Origin, what: str, fresh: bool = False) -> Connection:
         if self._loop is not None and asyncio.get_running_loop() is not self._loop:
             # Its sockets belong to the loop that opened them (e.g. a finished asyncio.run()).
             raise RuntimeError("Http11Transport is bound to another event loop; create one per loop")
@@ -342,7 +213,7 @@ class Http11Transport(ClosingContext):
                     return await self._connect(origin, what)
                 if self._evict_idle():
                     continue  # an idle socket of another origin gave up its slot
-            waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
             entry = (waiter, None if fresh else origin)
             if front:
                 self._waiters.appendleft(entry)
@@ -361,7 +232,7 @@ class Http11Transport(ClosingContext):
                 return claimed
             front = True  # the server closed it before we ran (its slot went on): wait again
 
-    async def _claim(self, handed: _Connection | None, origin: _Origin, what: str) -> _Connection | None:
+    async def _claim(self, handed: Connection | None, origin: Origin, what: str) -> Connection | None:
         """What a waiter was handed: that connection, or a new one in the slot handed to it.
         None: the connection has closed since (its slot went on to the next waiter)."""
         if self._closed:
@@ -371,10 +242,10 @@ class Http11Transport(ClosingContext):
             return await self._connect(origin, what)
         return None if handed.closed else handed
 
-    async def _connect(self, origin: _Origin, what: str) -> _Connection:
+    async def _connect(self, origin: Origin, what: str) -> Connection:
         """A new connection, in a slot the caller has taken (counted in ``_open``)."""
         scheme, host, port = origin
-        loop = asyncio.get_running_loop()
+        loop = self._loop_for_connections()
         context: ssl.SSLContext | None = None
         if scheme == "https":
             context = self._ssl_context
@@ -384,10 +255,10 @@ class Http11Transport(ClosingContext):
         task = asyncio.current_task()
         if task is not None:
             self._connecting.add(task)  # aclose() cancels it
-        made: list[_Connection] = []
+        made: list[Connection] = []
 
-        def factory() -> _Connection:
-            made.append(_Connection(self, origin))
+        def factory() -> Connection:
+            made.append(Connection(self, origin, loop))
             return made[0]
 
         try:
@@ -428,7 +299,7 @@ class Http11Transport(ClosingContext):
         self._connections.add(conn)
         return conn
 
-    def _release(self, conn: _Connection, *, reusable: bool, hint: str | None = None) -> None:
+    def _release(self, conn: Connection, *, reusable: bool, hint: str | None = None) -> None:
         """Pool ``conn`` if it may serve another request, else close it. ``hint``: the
         response's ``Keep-Alive`` header, whose ``timeout`` caps how long it may idle."""
         idle_for = (
@@ -441,7 +312,7 @@ class Http11Transport(ClosingContext):
         else:
             self._drop(conn)
 
-    def _pool(self, conn: _Connection) -> None:
+    def _pool(self, conn: Connection) -> None:
         """An open, reusable ``conn``: to the first waiter (itself, or its slot), else idle."""
         waiters = self._waiters
         while waiters and waiters[0][0].done():
@@ -458,7 +329,7 @@ class Http11Transport(ClosingContext):
         if self._cleanup is None:
             self._cleanup = conn.loop.call_at(conn.expires, _expire_idle, weakref.ref(self))
 
-    def _give_back(self, handed: _Connection | None) -> None:
+    def _give_back(self, handed: Connection | None) -> None:
         """What a waiter was handed but will not use: to the next waiter, or back to the pool."""
         if handed is None:
             self._free_slot()
@@ -467,12 +338,12 @@ class Http11Transport(ClosingContext):
         else:
             self._pool(handed)
 
-    def _drop(self, conn: _Connection) -> None:
+    def _drop(self, conn: Connection) -> None:
         """Close ``conn`` and free its slot now (not when ``connection_lost`` comes)."""
         conn.close()
         self._forget(conn)
 
-    def _forget(self, conn: _Connection) -> None:
+    def _forget(self, conn: Connection) -> None:
         """``conn`` is closed (by us or the peer): free its slot, once."""
         if conn.counted:
             conn.counted = False
@@ -495,7 +366,7 @@ class Http11Transport(ClosingContext):
 
     def _evict_idle(self) -> bool:
         """Close the longest-idle connection (any origin); False if none is idle."""
-        oldest: _Connection | None = None
+        oldest: Connection | None = None
         for origin, idle in list(self._idle.items()):
             if not idle:
                 del self._idle[origin]  # emptied by sends: an origin per project adds up
@@ -547,8 +418,10 @@ class Http11Transport(ClosingContext):
                 # Its loop ended with it open (e.g. an earlier asyncio.run()): nothing runs there
                 # any more. The peer is told; the descriptor goes with the transport object.
                 conn.closed = True
-                with contextlib.suppress(OSError):
-                    conn.transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+                sock = conn.transport.get_extra_info("socket")
+                if sock is not None:  # None: uvloop closed it with its loop
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
             if not conn.closed:
                 exchange = conn.waiter
                 if exchange is not None and not exchange.done():

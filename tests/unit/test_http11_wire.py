@@ -1,4 +1,5 @@
-"""HTTP/1.1 framing, sans I/O (aiosls._http11): any split of the bytes, every edge, no sockets."""
+"""Http11Transport's framing, sans I/O: request bytes out (``_request``), response bytes in
+(``_response``, httptools/llhttp) under every split of the bytes and every edge; no sockets."""
 
 from __future__ import annotations
 
@@ -13,24 +14,34 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiosls import _http11
-from aiosls._http11 import (
+from aiosls._http import LowerCaseHeaders
+from aiosls.transport.http11 import _request, _response
+from aiosls.transport.http11._request import serialize_request
+from aiosls.transport.http11._response import (
     MAX_HEAD_BYTES,
+    MAX_INTERIM_RESPONSES,
     BodyTooLarge,
-    Headers,
     ProtocolError,
-    ResponseParser,
-    serialize_request,
+    ResponseReader,
 )
 
 # RFC 9110 §5.6.2 tchar.
 TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-FRAMING = {"content-length", "transfer-encoding", "content-encoding", "connection"}
+# Fields llhttp gives a meaning to (framing, connection management): the strategies set them.
+SPECIAL = {
+    "content-length",
+    "transfer-encoding",
+    "content-encoding",
+    "connection",
+    "proxy-connection",
+    "upgrade",
+}
 CAP = 1 << 20
 
 tokens = st.text(alphabet=TCHARS, min_size=1, max_size=12)
-latin1 = st.characters(codec="latin-1", exclude_characters="\r\n\x00")
-field_values = st.text(alphabet=latin1, max_size=20)
+# RFC 9110 §5.5 field-content: VCHAR, obs-text, SP and HTAB inside.
+field_chars = st.characters(codec="latin-1", exclude_categories=["Cc"]) | st.sampled_from(" \t")
+field_values = st.text(alphabet=field_chars, max_size=20)
 ows = st.sampled_from(["", " ", "\t", "  ", " \t"])
 
 
@@ -45,37 +56,38 @@ def pieces(data: bytes, cuts: list[int]) -> list[bytes]:
 
 def run(
     chunks: list[bytes], *, eof: bool = False, method: str = "GET", max_body: int = CAP
-) -> tuple[ResponseParser, list[bool]]:
-    """A parser fed ``chunks`` one by one (then EOF if asked), and what each feed() returned."""
-    parser = ResponseParser(method=method, max_body=max_body)
-    assert not parser.started
+) -> tuple[ResponseReader, list[bool]]:
+    """A reader fed ``chunks`` one by one (then EOF if asked), and what each feed() returned."""
+    reader = ResponseReader(method=method, max_body=max_body)
+    assert not reader.started
     flags = []
     for chunk in chunks:
-        flags.append(parser.feed(chunk))
-        assert parser.started
+        flags.append(reader.feed(chunk))
+        assert reader.started
     if eof:
-        assert not parser.done
-        parser.feed_eof()
-    assert parser.done
-    return parser, flags
+        assert not reader.done
+        reader.feed_eof()
+    assert reader.done
+    return reader, flags
 
 
-def parse(data: bytes, **kwargs: Any) -> ResponseParser:
+def parse(data: bytes, **kwargs: Any) -> ResponseReader:
     """A whole response in one feed."""
     return run([data], **kwargs)[0]
 
 
-def outcome(parser: ResponseParser) -> tuple[int, dict[str, str], bytes, bool]:
-    return parser.status, dict(parser.headers), parser.body, parser.keep_alive
+def outcome(reader: ResponseReader) -> tuple[int, dict[str, str], bytes, bool]:
+    return reader.status, dict(reader.headers), reader.body, reader.keep_alive
 
 
 def error(data: bytes, *, eof: bool = False, method: str = "GET", max_body: int = CAP) -> ProtocolError:
     """The ProtocolError feeding ``data`` (then EOF if asked) raises."""
-    parser = ResponseParser(method=method, max_body=max_body)
+    reader = ResponseReader(method=method, max_body=max_body)
     with pytest.raises(ProtocolError) as info:  # noqa: PT012
-        parser.feed(data)
+        reader.feed(data)
         if eof:
-            parser.feed_eof()
+            reader.feed_eof()
+    assert info.value.__cause__ is None
     return info.value
 
 
@@ -113,19 +125,20 @@ def encode(body: bytes, encoding: str, level: int) -> tuple[str | None, bytes]:
 
 @st.composite
 def chunk_exts(draw: st.DrawFn) -> str:
-    """Zero or more ``;name[=token|"quoted"]``, with optional BWS (RFC 9112 §7.1.1)."""
+    """Zero or more ``;name[=token|"quoted"]`` (RFC 9112 §7.1.1; llhttp refuses BWS around ``;``)."""
     out = ""
+    quoted = st.characters(codec="latin-1", exclude_categories=["Cc"], exclude_characters='"\\') | st.just(
+        " "
+    )
     for name in draw(st.lists(tokens, max_size=2)):
         value = draw(
             st.one_of(
                 st.just(""),
                 tokens.map(lambda t: "=" + t),
-                st.text(alphabet=st.characters(codec="latin-1", exclude_characters='\r\n\x00"\\')).map(
-                    lambda t: f'="{t}"'
-                ),
+                st.text(alphabet=quoted).map(lambda t: f'="{t}"'),
             )
         )
-        out += draw(st.sampled_from(["", " ", "\t"])) + ";" + name + value
+        out += ";" + name + value
     return out
 
 
@@ -152,10 +165,10 @@ def interim_heads(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def responses(draw: st.DrawFn, framings: tuple[str, ...] = ("length", "chunked", "eof")) -> Built:
-    """A valid response, and what the parser must make of it (computed here, not by the parser)."""
+    """A valid response, and what the reader must make of it (computed here, not by the reader)."""
     version = draw(st.sampled_from(["1.1", "1.0"]))
     status = draw(st.integers(200, 599).filter(lambda s: s not in (204, 304)))
-    reason = draw(st.one_of(st.just(""), st.text(alphabet=latin1, max_size=12).map(lambda r: " " + r)))
+    reason = draw(st.one_of(st.just(""), st.text(alphabet=field_chars, max_size=12).map(lambda r: " " + r)))
     framing = draw(st.sampled_from(framings))
     encoding = draw(st.sampled_from(["identity", "gzip", "x-gzip", "deflate", "raw-deflate"]))
     body = draw(st.binary(max_size=600))
@@ -163,7 +176,7 @@ def responses(draw: st.DrawFn, framings: tuple[str, ...] = ("length", "chunked",
     connection = draw(st.sampled_from([None, "close", "keep-alive", "Keep-Alive", "TE, close"]))
 
     fields = draw(
-        st.lists(st.tuples(tokens.filter(lambda n: n.lower() not in FRAMING), field_values), max_size=5)
+        st.lists(st.tuples(tokens.filter(lambda n: n.lower() not in SPECIAL), field_values), max_size=5)
     )
     fields = [(n, draw(ows) + v + draw(ows)) for n, v in fields]
     if coding is not None:
@@ -217,18 +230,18 @@ def test_any_split_gives_the_whole_feeds_answer(response: Built, data: st.DataOb
 @given(responses())
 def test_one_byte_at_a_time_gives_the_whole_feeds_answer(response: Built) -> None:
     chunks = [response.data[i : i + 1] for i in range(len(response.data))]
-    parser, flags = run(chunks, eof=response.eof)
+    reader, flags = run(chunks, eof=response.eof)
     assert flags == [False] * (len(chunks) - 1) + [not response.eof]
-    assert outcome(parser) == (response.status, response.headers, response.body, response.keep_alive)
+    assert outcome(reader) == (response.status, response.headers, response.body, response.keep_alive)
 
 
 @given(responses(framings=("chunked",)), st.data())
 def test_chunked_any_split_including_inside_crlf_and_sizes(response: Built, data: st.DataObject) -> None:
     # Many cuts: most fall inside size lines, extensions, CRLFs and trailers.
     cuts = data.draw(st.lists(st.integers(1, len(response.data) - 1), min_size=10, max_size=60))
-    parser, _ = run(pieces(response.data, cuts))
-    assert outcome(parser) == (response.status, response.headers, response.body, response.keep_alive)
-    assert isinstance(parser.headers, Headers)
+    reader, _ = run(pieces(response.data, cuts))
+    assert outcome(reader) == (response.status, response.headers, response.body, response.keep_alive)
+    assert isinstance(reader.headers, LowerCaseHeaders)
 
 
 # --- property: serialize_request round-trips; control characters never get through ---------------
@@ -238,9 +251,17 @@ methods = st.one_of(st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "H
 targets = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30).map(
     lambda t: "/" + t
 )
+# Any text without C0 controls (HTAB aside), DEL or lone surrogates: what aiohttp writes too.
+request_values = st.text(
+    alphabet=st.characters(
+        exclude_categories=["Cs"], exclude_characters="".join(map(chr, range(32))) + "\x7f"
+    )
+    | st.just("\t"),
+    max_size=20,
+)
 request_headers = st.dictionaries(
     tokens.filter(lambda n: n.lower() not in ("content-length", "transfer-encoding")),
-    field_values,
+    request_values,
     max_size=8,
 )
 
@@ -249,7 +270,7 @@ def read_request(data: bytes) -> tuple[str, str, list[tuple[str, str]], bytes]:
     """A tiny reader, independent of the module: request line, fields as written, body."""
     head_bytes, sep, rest = data.partition(b"\r\n\r\n")
     assert sep
-    lines = head_bytes.decode("latin-1").split("\r\n")
+    lines = head_bytes.decode("utf-8").split("\r\n")
     method, target, version = lines[0].split(" ")
     assert version == "HTTP/1.1"
     fields = []
@@ -274,10 +295,11 @@ def test_serialize_request_round_trips(
     assert read_request(data) == (method, target, expected_fields, body)
 
 
-@given(
-    methods, targets, request_headers.filter(bool), st.sampled_from(["\r", "\n", "\x00", "\r\n"]), st.data()
-)
-def test_a_cr_lf_or_nul_anywhere_in_a_value_is_refused(
+FORBIDDEN = [chr(c) for c in [*range(9), *range(10, 32), 127]]
+
+
+@given(methods, targets, request_headers.filter(bool), st.sampled_from([*FORBIDDEN, "\r\n"]), st.data())
+def test_a_control_character_anywhere_in_a_value_is_refused(
     method: str, target: str, headers: dict[str, str], bad: str, data: st.DataObject
 ) -> None:
     name = data.draw(st.sampled_from(sorted(headers)))
@@ -297,7 +319,8 @@ def test_a_cr_lf_or_nul_in_the_target_is_refused(target: str, bad: str, data: st
 @given(tokens, st.sampled_from(["\r", "\n", "\x00", " ", ":", "\t", "é", "("]), st.data())
 def test_a_header_name_that_is_not_a_token_is_refused(name: str, bad: str, data: st.DataObject) -> None:
     at = data.draw(st.integers(0, len(name)))
-    with pytest.raises(ValueError, match="invalid header name"):
+    # The message is fixed: a name is never quoted (it may be a pasted secret too).
+    with pytest.raises(ValueError, match=r"^invalid header name$"):
         serialize_request("GET", "/", {"Host": "h", name[:at] + bad + name[at:]: "v"}, b"")
 
 
@@ -337,12 +360,31 @@ def test_method_must_be_a_token(method: str) -> None:
         serialize_request(method, "/", {"Host": "h"}, b"")
 
 
-def test_latin1_values_pass_and_others_are_value_errors() -> None:
-    assert serialize_request("GET", "/", {"X": "café"}, b"").endswith(b"X: caf\xe9\r\n\r\n")
-    with pytest.raises(ValueError, match="latin-1"):  # UnicodeEncodeError is a ValueError
-        serialize_request("GET", "/", {"X": "€"}, b"")
+def test_values_are_utf8_as_aiohttp_writes_them() -> None:
+    # aiohttp's header writer (http_writer._serialize_headers and its C twin) encodes UTF-8.
+    assert serialize_request("GET", "/", {"X": "café €"}, b"").endswith("X: café €\r\n\r\n".encode())
+    assert serialize_request("GET", "/", {"X": "a\tb"}, b"").endswith(b"X: a\tb\r\n\r\n")  # HTAB is fine
+    with pytest.raises(ValueError, match="not encodable as UTF-8") as info:
+        serialize_request("GET", "/", {"X": "secret\udcff"}, b"")
+    assert info.value.__context__ is None  # the UnicodeEncodeError quotes the whole head
+    assert "secret" not in str(info.value)
     with pytest.raises(ValueError, match="encoded absolute path"):  # a target is ASCII
         serialize_request("GET", "/€", {"X": "v"}, b"")
+
+
+@pytest.mark.parametrize(
+    "name", ["Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING"]
+)
+def test_a_request_never_states_its_own_framing(name: str) -> None:
+    # A second Content-Length or a Transfer-Encoding next to ours would be request smuggling.
+    with pytest.raises(ValueError, match="set by the transport"):
+        serialize_request("POST", "/", {"Host": "h", name: "5"}, b"hello")
+
+
+@pytest.mark.parametrize("target", ["/a\tb", "/\x7f", "/caf\xe9", "/a b", "a/b", ""])
+def test_a_request_target_is_printable_ascii_without_spaces(target: str) -> None:
+    with pytest.raises(ValueError, match="encoded absolute path"):
+        serialize_request("GET", target, {"Host": "h"}, b"")
 
 
 # --- the head: status line ------------------------------------------------------------------------
@@ -365,6 +407,8 @@ def test_latin1_values_pass_and_others_are_value_errors() -> None:
         b"HTTP/1.1 2 0 OK",
         b"http/1.1 200 OK",
         b"ICY 200 OK",
+        b"RTSP/1.0 200 OK",
+        b"ICE/1.0 200 OK",
         b"HTTP/1.1",
         b"",
         "HTTP/1.1 ٢٠٠ OK".encode(),  # Arabic-Indic digits, as UTF-8
@@ -372,8 +416,20 @@ def test_latin1_values_pass_and_others_are_value_errors() -> None:
     ],
 )
 def test_status_line_garbage_is_refused(status_line: bytes) -> None:
-    exc = error(status_line + b"\r\nContent-Length: 0\r\n\r\n")
-    assert "invalid status line" in str(exc)
+    error(status_line + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_the_reason_phrase_is_never_read() -> None:
+    # llhttp takes any byte but CR and LF there; the reader never looks at it (nor keeps it).
+    reader = parse(b"HTTP/1.1 503 \x00\x1b[31m\xff\r\nContent-Length: 0\r\n\r\n")
+    assert (reader.status, reader.headers) == (503, {"content-length": "0"})
+
+
+def test_a_stream_that_does_not_start_like_http_is_refused_at_once() -> None:
+    reader = ResponseReader(max_body=CAP)
+    assert reader.feed(b"HT") is False
+    with pytest.raises(ProtocolError, match="not an HTTP response"):
+        reader.feed(b"X")
 
 
 @pytest.mark.parametrize("status_line", [b"HTTP/1.1 099 Low", b"HTTP/1.1 000"])
@@ -391,28 +447,33 @@ def test_status_below_100_is_refused(status_line: bytes) -> None:
     ],
 )
 def test_reason_phrase_is_optional(status_line: str, status: int) -> None:
-    parser = parse(head("Content-Length: 2", status=status_line) + b"ok")
-    assert (parser.status, parser.body) == (status, b"ok")
+    reader = parse(head("Content-Length: 2", status=status_line) + b"ok")
+    assert (reader.status, reader.body) == (status, b"ok")
 
 
 # --- the head: fields ----------------------------------------------------------------------------
 
 
 def test_names_are_lower_cased_and_values_stripped_of_ows_only() -> None:
-    parser = parse(head("X-Log-RequestId: \t RID-1 \t", "X-Inner:a  b\tc", "X-Empty:", "Content-Length: 0"))
-    assert parser.headers == {
+    reader = parse(head("X-Log-RequestId: \t RID-1 \t", "X-Inner:a  b\tc", "X-Empty:", "Content-Length: 0"))
+    assert reader.headers == {
         "x-log-requestid": "RID-1",
         "x-inner": "a  b\tc",
         "x-empty": "",
         "content-length": "0",
     }
-    assert isinstance(parser.headers, Headers)
+    assert isinstance(reader.headers, LowerCaseHeaders)
 
 
 def test_repeated_names_are_joined_with_comma_space() -> None:
-    parser = parse(head("Vary: a", "X-Other: 1", "vary: b", "VARY:c ", "Content-Length: 0"))
-    assert parser.headers["vary"] == "a, b, c"
-    assert parser.headers["x-other"] == "1"
+    reader = parse(head("Vary: a", "X-Other: 1", "vary: b", "VARY:c ", "Content-Length: 0"))
+    assert reader.headers["vary"] == "a, b, c"
+    assert reader.headers["x-other"] == "1"
+
+
+def test_obs_text_in_values_is_latin1_text() -> None:
+    reader = parse(b"HTTP/1.1 200 OK\r\nX: caf\xc3\xa9 \xff\r\nContent-Length: 0\r\n\r\n")
+    assert reader.headers["x"] == "caf\xc3\xa9 \xff"  # bytes as latin-1, never a decode error
 
 
 @pytest.mark.parametrize(
@@ -425,17 +486,18 @@ def test_repeated_names_are_joined_with_comma_space() -> None:
         b"\tobs-fold: continuation",
         b"X(y): not a token",
         b"\xc4: latin-1 name",
+        b"X: a\x01b",
+        b"X: a\x7fb",
     ],
 )
 def test_invalid_field_lines_are_refused(line: bytes) -> None:
     exc = error(b"HTTP/1.1 200 OK\r\nX-First: 1\r\n" + line + b"\r\nContent-Length: 0\r\n\r\n")
-    assert "invalid header line" in str(exc)
+    assert str(exc).startswith("invalid response: ")
 
 
 @pytest.mark.parametrize("fold", [b" more", b"\tmore", b"  "])
 def test_obs_fold_continuation_line_is_refused(fold: bytes) -> None:
-    exc = error(b"HTTP/1.1 200 OK\r\nX-Folded: start\r\n" + fold + b"\r\nContent-Length: 0\r\n\r\n")
-    assert "invalid header line" in str(exc)
+    error(b"HTTP/1.1 200 OK\r\nX-Folded: start\r\n" + fold + b"\r\nContent-Length: 0\r\n\r\n")
 
 
 @pytest.mark.parametrize(
@@ -446,55 +508,52 @@ def test_obs_fold_continuation_line_is_refused(fold: bytes) -> None:
         b"HTTP/1.1 200 OK\r\nX: a\rY: b\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 O\rK\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 0\r\n\r\n",
-        b"HTTP/1.1 200 OK\x00\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX: a\r\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
     ],
 )
 def test_bare_lf_bare_cr_or_nul_in_the_head_is_refused(raw: bytes) -> None:
-    assert "bare CR, LF or NUL" in str(error(raw))
+    error(raw)
 
 
-def test_a_head_ended_by_bare_lfs_never_completes() -> None:
-    parser = ResponseParser(max_body=CAP)
-    assert parser.feed(b"HTTP/1.1 200 OK\nContent-Length: 0\n\n") is False
-    with pytest.raises(ProtocolError, match="connection closed"):
-        parser.feed_eof()
-
-
-def _head_of(size: int) -> bytes:
-    """A head (terminator excluded) of exactly ``size`` bytes."""
-    start = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Pad: "
-    return start + b"a" * (size - len(start))
-
-
-def test_a_head_of_exactly_the_limit_is_accepted_whole_or_split() -> None:
-    data = _head_of(MAX_HEAD_BYTES) + b"\r\n\r\n"
-    assert parse(data).headers["x-pad"] == "a" * (MAX_HEAD_BYTES - 43)
-    # Regression: with the terminator split across reads, the same head was "too large".
-    for at in (1, 2, 3, 4):
-        parser, _ = run([data[:-at], data[-at:]])
-        assert parser.status == 200
+def test_a_head_under_the_limit_is_accepted_whole_or_split() -> None:
+    data = head("Content-Length: 0", "X-Pad: " + "a" * (MAX_HEAD_BYTES - 100))
+    assert parse(data).headers["x-pad"] == "a" * (MAX_HEAD_BYTES - 100)
+    for at in (1, 2, 3, 4, len(data) // 2):
+        reader, _ = run([data[:-at], data[-at:]])
+        assert reader.status == 200
 
 
 def test_a_head_over_the_limit_is_refused_with_its_terminator() -> None:
-    assert "head too large" in str(error(_head_of(MAX_HEAD_BYTES + 1) + b"\r\n\r\n"))
+    assert "head too large" in str(error(head("X-Pad: " + "a" * MAX_HEAD_BYTES, "Content-Length: 0")))
+    many = [f"X-{i}: {'b' * 100}" for i in range(MAX_HEAD_BYTES // 100)]
+    assert "head too large" in str(error(head(*many, "Content-Length: 0")))
 
 
-def test_a_head_over_the_limit_is_refused_without_its_terminator() -> None:
-    parser = ResponseParser(max_body=CAP)
-    # Three bytes of slack: they may be the start of the terminator.
-    assert parser.feed(_head_of(MAX_HEAD_BYTES) + b"\r\n\r") is False
-    with pytest.raises(ProtocolError, match="head too large"):
-        parser.feed(b"x")
-    assert "head too large" in str(error(b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD_BYTES))
-
-
-def test_a_head_trickling_past_the_limit_is_refused() -> None:
-    parser = ResponseParser(max_body=CAP)
-    parser.feed(b"HTTP/1.1 200 OK\r\n")
+@pytest.mark.parametrize("piece", [b"a", b"a" * 1000], ids=["1-byte", "1000-bytes"])
+def test_one_endless_field_is_refused_without_its_terminator(piece: bytes) -> None:
+    """httptools buffers a field until it ends: trickled, an endless one must still stop."""
+    reader = ResponseReader(max_body=CAP)
+    reader.feed(b"HTTP/1.1 200 OK\r\nX-Endless: ")
     with pytest.raises(ProtocolError, match="head too large"):  # noqa: PT012
-        for _ in range(MAX_HEAD_BYTES // 1024 + 1):
-            assert parser.feed(b"X-Pad: " + b"a" * 1015 + b"\r\n") is False
+        for _ in range(MAX_HEAD_BYTES // len(piece) + 2):
+            assert reader.feed(piece) is False
+
+
+def test_many_fields_trickling_past_the_limit_are_refused() -> None:
+    reader = ResponseReader(max_body=CAP)
+    reader.feed(b"HTTP/1.1 200 OK\r\n")
+    with pytest.raises(ProtocolError, match="head too large"):  # noqa: PT012
+        for _ in range(MAX_HEAD_BYTES // 1024 + 2):  # 1024 bytes a field, counted when the next starts
+            assert reader.feed(b"X-Pad: " + b"a" * 1013 + b"\r\n") is False
+
+
+def test_a_reason_phrase_trickling_past_the_limit_is_refused() -> None:
+    reader = ResponseReader(max_body=CAP)
+    reader.feed(b"HTTP/1.1 200 ")
+    with pytest.raises(ProtocolError, match="head too large"):  # noqa: PT012
+        for _ in range(MAX_HEAD_BYTES // 1024 + 2):
+            assert reader.feed(b"r" * 1024) is False
 
 
 # --- interim answers ------------------------------------------------------------------------------
@@ -508,110 +567,136 @@ def test_interim_answers_are_skipped_and_their_fields_dropped() -> None:
         + b"ok"
     )
     for chunks in ([data], pieces(data, [5, 26, 27, 60, len(data) - 1])):
-        parser, flags = run(chunks)
+        reader, flags = run(chunks)
         assert flags[-1] is True
         assert not any(flags[:-1])
-        assert outcome(parser) == (200, {"content-length": "2", "x-final": "1"}, b"ok", True)
+        assert outcome(reader) == (200, {"content-length": "2", "x-final": "1"}, b"ok", True)
 
 
-def test_thousands_of_interim_answers_in_one_read() -> None:
-    # Regression: each interim answer was one level of recursion (RecursionError, not a ProtocolError).
-    data = b"HTTP/1.1 100 Continue\r\n\r\n" * 3000 + head("Content-Length: 1") + b"!"
-    assert parse(data).body == b"!"
+def test_interim_answers_are_capped() -> None:
+    """Regression (issue 11): any number of 1xx answers was skipped, one read or many."""
+    final = head("Content-Length: 1") + b"!"
+    assert parse(b"HTTP/1.1 100 Continue\r\n\r\n" * MAX_INTERIM_RESPONSES + final).body == b"!"
+    exc = error(b"HTTP/1.1 100 Continue\r\n\r\n" * (MAX_INTERIM_RESPONSES + 1) + final)
+    assert "too many interim" in str(exc)
+    reader = ResponseReader(max_body=CAP)
+    with pytest.raises(ProtocolError, match="too many interim"):  # noqa: PT012
+        for _ in range(MAX_INTERIM_RESPONSES + 1):
+            assert reader.feed(b"HTTP/1.1 103 Early Hints\r\n\r\n") is False
 
 
 def test_started_after_an_interim_answer_alone() -> None:
-    parser = ResponseParser(max_body=CAP)
-    assert not parser.started
-    assert parser.feed(b"") is False
-    assert not parser.started
-    # Regression: a complete 100 Continue left nothing buffered and the state at the head,
-    # so the response looked never started (the transport would resend the request).
-    assert parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n") is False
-    assert (parser.started, parser.done, parser.status) == (True, False, 100)
+    reader = ResponseReader(max_body=CAP)
+    assert not reader.started
+    assert reader.feed(b"") is False
+    assert not reader.started
+    # A complete 100 Continue makes the response started (the transport must not resend it).
+    assert reader.feed(b"HTTP/1.1 100 Continue\r\n\r\n") is False
+    assert (reader.started, reader.done, reader.status) == (True, False, 100)
     with pytest.raises(ProtocolError, match="closed before"):
-        parser.feed_eof()
+        reader.feed_eof()
 
 
 def test_started_once_any_byte_arrived() -> None:
-    parser = ResponseParser(max_body=CAP)
-    assert not parser.started
-    parser.feed(b"H")
-    assert (parser.started, parser.done) == (True, False)
-    parser.feed(b"TTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
-    assert (parser.started, parser.done) == (True, False)
-    assert parser.feed(b"abc") is True
-    assert (parser.started, parser.done) == (True, True)
+    reader = ResponseReader(max_body=CAP)
+    assert not reader.started
+    reader.feed(b"H")
+    assert (reader.started, reader.done) == (True, False)
+    reader.feed(b"TTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+    assert (reader.started, reader.done) == (True, False)
+    assert reader.feed(b"abc") is True
+    assert (reader.started, reader.done) == (True, True)
 
 
 def test_101_is_refused() -> None:
     assert "101" in str(error(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"))
+    data = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nxx"
+    assert "101" in str(error(data))
 
 
 def test_interim_answer_fields_are_validated_too() -> None:
-    assert "invalid header line" in str(error(b"HTTP/1.1 100 Continue\r\nbad line\r\n\r\n"))
+    error(b"HTTP/1.1 100 Continue\r\nbad line\r\n\r\n")
 
 
 # --- body framing ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("method", "status_line"),
-    [("HEAD", "HTTP/1.1 200 OK"), ("HEAD", "HTTP/1.1 404 Not Found"), ("GET", "HTTP/1.1 204 No Content"),
-     ("GET", "HTTP/1.1 304 Not Modified"), ("POST", "HTTP/1.1 204 No Content")],
-)  # fmt: skip
+@pytest.mark.parametrize("status_line", ["HTTP/1.1 204 No Content", "HTTP/1.1 304 Not Modified"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize(
     "framing", ["Content-Length: 100", "Transfer-Encoding: chunked", "Content-Encoding: gzip", "X-None: 1"]
 )
-def test_head_204_and_304_have_no_body(method: str, status_line: str, framing: str) -> None:
-    parser = ResponseParser(method=method, max_body=10)  # a Content-Length over the cap is no body
-    assert parser.feed(head(framing, status=status_line)) is True
-    assert parser.body == b""
-    assert parser.keep_alive is True
+def test_204_and_304_have_no_body(method: str, status_line: str, framing: str) -> None:
+    reader = ResponseReader(method=method, max_body=10)  # a Content-Length over the cap is no body
+    assert reader.feed(head(framing, status=status_line)) is True
+    assert reader.body == b""
+    assert reader.keep_alive is True
     # Bytes after it are not a body but a broken stream: never reuse the connection.
-    parser = ResponseParser(method=method, max_body=10)
-    assert parser.feed(head(framing, status=status_line) + b"body") is True
-    assert (parser.body, parser.keep_alive) == (b"", False)
+    reader = ResponseReader(method=method, max_body=10)
+    assert reader.feed(head(framing, status=status_line) + b"body") is True
+    assert (reader.body, reader.keep_alive) == (b"", False)
+
+
+@pytest.mark.parametrize("status_line", ["HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found"])
+@pytest.mark.parametrize(
+    "framing", ["Content-Length: 100", "Transfer-Encoding: chunked", "Content-Encoding: gzip", "X-None: 1"]
+)
+def test_a_head_answer_ends_at_its_head_and_its_connection_is_not_reused(
+    status_line: str, framing: str
+) -> None:
+    """httptools cannot be told that a HEAD answer has no body; the reader stops at the head,
+    and since it cannot know where llhttp would have ended, never lets the connection be reused."""
+    for chunks in ([head(framing, status=status_line)], [head(framing, status=status_line) + b"junk"]):
+        reader, flags = run(chunks, method="HEAD", max_body=10)
+        assert flags == [True]
+        assert (reader.body, reader.keep_alive) == (b"", False)
 
 
 def test_content_length_zero_is_done_at_the_head() -> None:
-    parser = ResponseParser(max_body=0)
-    assert parser.feed(head("Content-Length: 0")) is True
-    assert (parser.body, parser.keep_alive) == (b"", True)
+    reader = ResponseReader(max_body=0)
+    assert reader.feed(head("Content-Length: 0")) is True
+    assert (reader.body, reader.keep_alive) == (b"", True)
 
 
 def test_content_length_body_over_several_reads() -> None:
-    parser, flags = run([head("Content-Length: 6"), b"ab", b"cd", b"ef"])
+    reader, flags = run([head("Content-Length: 6"), b"ab", b"cd", b"ef"])
     assert flags == [False, False, False, True]
-    assert (parser.body, parser.keep_alive) == (b"abcdef", True)
+    assert (reader.body, reader.keep_alive) == (b"abcdef", True)
+    assert type(reader.body) is bytes
 
 
 @pytest.mark.parametrize(
     "chunks",
     [
         [head("Content-Length: 2") + b"okEXTRA"],
-        [head("Content-Length: 2") + b"ok\r"],  # one byte is enough
         [head("Content-Length: 2") + b"o", b"kEXTRA"],
         [head("Content-Length: 2"), b"o", b"k!"],
+        [head("Content-Length: 2") + b"okHTTP/1.1 408 Request Timeout\r\n"],
         [head("Transfer-Encoding: chunked") + chunked(b"ok") + b"EXTRA"],
         [head("Transfer-Encoding: chunked") + chunked(b"ok")[:-1], b"\nEXTRA"],
         [head("Transfer-Encoding: chunked") + b"2\r\nok\r\n0\r\nX-T: 1\r\n\r\nEXTRA"],
     ],
 )
 def test_bytes_after_a_complete_response_forbid_reuse(chunks: list[bytes]) -> None:
-    parser, flags = run(chunks)
+    reader, flags = run(chunks)
     assert flags[-1] is True
-    assert (parser.body, parser.keep_alive) == (b"ok", False)
+    assert (reader.body, reader.keep_alive) == (b"ok", False)
+
+
+def test_a_stray_crlf_after_a_response_is_skipped() -> None:
+    # llhttp skips empty lines before a message (RFC 9112 §2.2): the stream is still in step.
+    reader = parse(head("Content-Length: 2") + b"ok\r\n")
+    assert (reader.body, reader.keep_alive) == (b"ok", True)
 
 
 def test_bytes_fed_after_done_forbid_reuse() -> None:
-    parser = parse(head("Content-Length: 2") + b"ok")
-    assert parser.feed(b"") is True
-    assert parser.keep_alive is True
-    assert parser.feed(b"HTTP/1.1 408 Request Timeout\r\n") is True
-    assert (parser.body, parser.keep_alive) == (b"ok", False)
-    parser.feed_eof()  # done: nothing to complete, no error
-    assert parser.body == b"ok"
+    reader = parse(head("Content-Length: 2") + b"ok")
+    assert reader.feed(b"") is True
+    assert reader.keep_alive is True
+    assert reader.feed(b"HTTP/1.1 408 Request Timeout\r\n") is True
+    assert (reader.body, reader.keep_alive) == (b"ok", False)
+    reader.feed_eof()  # done: nothing to complete, no error
+    assert reader.body == b"ok"
 
 
 @pytest.mark.parametrize(
@@ -632,40 +717,42 @@ def test_keep_alive_rules_of_http_1_0_and_1_1(
     status_line: str, connection: str | None, keep_alive: bool
 ) -> None:
     fields = ["Content-Length: 1"] + ([f"Connection: {connection}"] if connection else [])
-    parser = parse(head(*fields, status=status_line) + b"x")
-    assert (parser.body, parser.keep_alive) == (b"x", keep_alive)
+    reader = parse(head(*fields, status=status_line) + b"x")
+    assert (reader.body, reader.keep_alive) == (b"x", keep_alive)
 
 
 def test_connection_close_on_a_chunked_response() -> None:
-    parser = parse(head("Connection: close", "Transfer-Encoding: chunked") + chunked(b"abc"))
-    assert (parser.body, parser.keep_alive) == (b"abc", False)
+    reader = parse(head("Connection: close", "Transfer-Encoding: chunked") + chunked(b"abc"))
+    assert (reader.body, reader.keep_alive) == (b"abc", False)
 
 
 def test_transfer_encoding_in_http_1_0_forbids_reuse() -> None:
-    # Regression: RFC 9112 §6.1 makes TE in an HTTP/1.0 message faulty framing: close after it.
+    # RFC 9112 §6.1 makes TE in an HTTP/1.0 message faulty framing: close after it.
     data = head("Connection: keep-alive", "Transfer-Encoding: chunked", status="HTTP/1.0 200 OK") + chunked(
         b"ab"
     )
-    parser = parse(data)
-    assert (parser.body, parser.keep_alive) == (b"ab", False)
+    reader = parse(data)
+    assert (reader.body, reader.keep_alive) == (b"ab", False)
 
 
-def test_transfer_encoding_wins_over_content_length_and_forbids_reuse() -> None:
-    for fields in (
+@pytest.mark.parametrize(
+    "fields",
+    [
         ("Content-Length: 3", "Transfer-Encoding: chunked"),
         ("Transfer-Encoding: chunked", "Content-Length: 99"),
-    ):
-        parser = parse(head(*fields) + chunked(b"hello", b" world"))
-        assert (parser.body, parser.keep_alive) == (b"hello world", False)
+        ("Transfer-Encoding: identity", "Content-Length: 3"),
+    ],
+)
+def test_transfer_encoding_with_content_length_is_refused(fields: tuple[str, ...]) -> None:
+    # Both framings: a smuggling vector (RFC 9112 §6.3); llhttp refuses it, as aiohttp does.
+    error(head(*fields) + chunked(b"hello", b" world"))
 
 
 @pytest.mark.parametrize("transfer", ["identity", "Identity", "identity, identity"])
 def test_transfer_encoding_without_chunked_last_reads_to_eof(transfer: str) -> None:
-    parser, flags = run(
-        [head(f"Transfer-Encoding: {transfer}", "Content-Length: 3"), b"abc", b"def"], eof=True
-    )
+    reader, flags = run([head(f"Transfer-Encoding: {transfer}"), b"abc", b"def"], eof=True)
     assert flags == [False, False, False]
-    assert (parser.body, parser.keep_alive) == (b"abcdef", False)
+    assert (reader.body, reader.keep_alive) == (b"abcdef", False)
 
 
 @pytest.mark.parametrize(
@@ -689,29 +776,28 @@ def test_chunked_last_is_chunked(transfer: str) -> None:
     ],
 )
 def test_transfer_codings_we_cannot_undo_are_refused(transfer: str) -> None:
-    data = head(f"Transfer-Encoding: {transfer}") + chunked(b"abc")
-    assert "unsupported Transfer-Encoding" in str(error(data, eof=True))
+    error(head(f"Transfer-Encoding: {transfer}") + chunked(b"abc"), eof=True)
 
 
 def test_body_until_eof() -> None:
-    parser = ResponseParser(max_body=CAP)
-    assert parser.feed(head("X: 1")) is False
-    assert parser.feed(b"") is False
-    assert parser.feed(b"abc") is False
-    assert parser.feed(b"def") is False
-    assert parser.done is False
-    parser.feed_eof()
-    assert (parser.done, parser.started) == (True, True)
-    assert (parser.body, parser.keep_alive) == (b"abcdef", False)
-    parser.feed_eof()  # once done, EOF again changes nothing
-    assert parser.body == b"abcdef"
+    reader = ResponseReader(max_body=CAP)
+    assert reader.feed(head("X: 1")) is False
+    assert reader.feed(b"") is False
+    assert reader.feed(b"abc") is False
+    assert reader.feed(b"def") is False
+    assert reader.done is False
+    reader.feed_eof()
+    assert (reader.done, reader.started) == (True, True)
+    assert (reader.body, reader.keep_alive) == (b"abcdef", False)
+    reader.feed_eof()  # once done, EOF again changes nothing
+    assert reader.body == b"abcdef"
 
 
 def test_body_until_eof_may_be_empty() -> None:
-    parser = ResponseParser(max_body=0)
-    parser.feed(head("X: 1", status="HTTP/1.1 500 Oops"))
-    parser.feed_eof()
-    assert (parser.status, parser.body) == (500, b"")
+    reader = ResponseReader(max_body=0)
+    reader.feed(head("X: 1", status="HTTP/1.1 500 Oops"))
+    reader.feed_eof()
+    assert (reader.status, reader.body) == (500, b"")
 
 
 @pytest.mark.parametrize(
@@ -728,30 +814,27 @@ def test_body_until_eof_may_be_empty() -> None:
     ],
 )
 def test_eof_before_the_response_is_complete(partial: bytes) -> None:
-    parser = ResponseParser(max_body=CAP)
-    assert parser.feed(partial) is False
+    reader = ResponseReader(max_body=CAP)
+    assert reader.feed(partial) is False
     with pytest.raises(ProtocolError, match="connection closed before the response was complete"):
-        parser.feed_eof()
-    assert not parser.done
+        reader.feed_eof()
+    assert not reader.done
 
 
 # --- Content-Length ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [("Content-Length: 3", "Content-Length: 3"), ("Content-Length: 3, 3",), ("Content-Length:  3 ,3 , 3",),
-     ("Content-Length: 003",)],
-)  # fmt: skip
-def test_equal_content_lengths_are_one(fields: tuple[str, ...]) -> None:
-    parser = parse(head(*fields) + b"abc")
-    assert (parser.body, parser.keep_alive) == (b"abc", True)
+def test_leading_zeros_are_only_zeros() -> None:
+    assert parse(head("Content-Length: 003") + b"abc").body == b"abc"
+    assert parse(head("Content-Length: " + "0" * 5000 + "5") + b"12345").body == b"12345"
+    assert parse(head("Content-Length: " + "0" * 30)).body == b""
 
 
 @pytest.mark.parametrize(
     "value",
     [
         b"3, 4",
+        b"3, 3",  # llhttp refuses a list even of equal values (aiohttp's parser too)
         b"3,",
         b"",
         b"abc",
@@ -764,39 +847,30 @@ def test_equal_content_lengths_are_one(fields: tuple[str, ...]) -> None:
         "٣".encode(),  # Arabic-Indic three, as UTF-8
         "³".encode("latin-1"),  # superscript three: str.isdigit() says yes
         "1²".encode("latin-1"),
+        b"9" * 5000,  # an overflow, not an int() of 5000 digits
     ],
 )
 def test_invalid_content_length_is_refused(value: bytes) -> None:
     exc = error(b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\nabc")
-    assert "invalid Content-Length" in str(exc)
     assert not isinstance(exc, BodyTooLarge)
 
 
-def test_differing_repeated_content_lengths_are_refused() -> None:
-    assert "invalid Content-Length" in str(error(head("Content-Length: 3", "Content-Length: 4") + b"abcd"))
+@pytest.mark.parametrize("second", ["3", "4"])
+def test_repeated_content_lengths_are_refused(second: str) -> None:
+    error(head("Content-Length: 3", f"Content-Length: {second}") + b"abcd")
 
 
 def test_content_length_over_the_cap_raises_body_too_large_with_the_head() -> None:
     data = head("X-Log-RequestId: RID-42", "Content-Length: 1001", status="HTTP/1.1 200 OK")
-    parser = ResponseParser(max_body=1000)
+    reader = ResponseReader(max_body=1000)
     with pytest.raises(BodyTooLarge, match="Content-Length 1001") as info:
-        parser.feed(data)  # at the head: not a byte of the body need arrive
+        reader.feed(data)  # at the head: not a byte of the body need arrive
     assert isinstance(info.value, ProtocolError)
     assert info.value.status == 200
     assert info.value.headers == {"x-log-requestid": "RID-42", "content-length": "1001"}
     assert parse(head("Content-Length: 1000") + b"x" * 1000, max_body=1000).body == b"x" * 1000
-
-
-def test_a_content_length_of_thousands_of_digits() -> None:
-    # Regression: int() refuses over 4300 digits with a ValueError, not a ProtocolError.
-    with pytest.raises(BodyTooLarge, match="5000 digits") as info:
-        ResponseParser(max_body=CAP).feed(head("Content-Length: " + "9" * 5000))
-    assert info.value.status == 200
-    # Leading zeros are only zeros.
-    assert parse(head("Content-Length: " + "0" * 5000 + "5") + b"12345").body == b"12345"
-    assert parse(head("Content-Length: " + "0" * 30)).body == b""
     with pytest.raises(BodyTooLarge, match=r"Content-Length 100000000000000000$"):
-        ResponseParser(max_body=CAP).feed(head("Content-Length: " + "0" * 20 + "1" + "0" * 17))
+        ResponseReader(max_body=CAP).feed(head("Content-Length: " + "0" * 20 + "1" + "0" * 17))
 
 
 # --- chunked ------------------------------------------------------------------------------------
@@ -805,36 +879,36 @@ def test_a_content_length_of_thousands_of_digits() -> None:
 def test_chunked_with_extensions_and_trailers() -> None:
     data = head("Transfer-Encoding: chunked", "X-Log-RequestId: R") + (
         b'5;name=value;q="a;b"\r\nhello\r\n'
-        b"1 ; bws \r\n \r\n"
+        b"1;x\r\n \r\n"
         b"00000000000000A\r\nabcdefghij\r\n"
         b"0;last\r\nX-Trailer: t\r\nX-Other: o\r\n\r\n"
     )
-    parser = parse(data)
-    assert parser.body == b"hello abcdefghij"
-    assert parser.headers == {"transfer-encoding": "chunked", "x-log-requestid": "R"}  # trailers ignored
-    assert parser.keep_alive is True
+    reader = parse(data)
+    assert reader.body == b"hello abcdefghij"
+    assert reader.headers == {"transfer-encoding": "chunked", "x-log-requestid": "R"}  # trailers ignored
+    assert reader.keep_alive is True
 
 
 def test_chunked_body_split_inside_the_data_and_its_crlf() -> None:
     base = head("Transfer-Encoding: chunked")
-    parser, flags = run([base + b"a\r\n01234", b"56789\r", b"\n", b"3\r\nabc", b"\r\n0\r\n", b"\r", b"\n"])
+    reader, flags = run([base + b"a\r\n01234", b"56789\r", b"\n", b"3\r\nabc", b"\r\n0\r\n", b"\r", b"\n"])
     assert flags == [False] * 6 + [True]
-    assert parser.body == b"0123456789abc"
+    assert reader.body == b"0123456789abc"
 
 
 @pytest.mark.parametrize(
-    "line", [b"", b"g", b"-1", b"0x1", b"1 1", b"1" * 17, b";ext", b" ", b"1_0", "\u0661".encode()]
+    "line",
+    [b"", b"g", b"-1", b"0x1", b"1 1", b"1" * 17, b";ext", b" ", b"1_0", "\u0661".encode(), b"1 ;bws"],
 )
 def test_invalid_chunk_sizes_are_refused(line: bytes) -> None:
-    exc = error(head("Transfer-Encoding: chunked") + line + b"\r\nx\r\n0\r\n\r\n")
-    assert "invalid chunk size" in str(exc)
+    error(head("Transfer-Encoding: chunked") + line + b"\r\nx\r\n0\r\n\r\n")
 
 
 def test_a_chunk_size_of_sixteen_hex_digits_is_valid_but_capped() -> None:
-    parser = ResponseParser(max_body=10)
-    assert parser.feed(head("Transfer-Encoding: chunked") + b"ffffffffffffffff\r\n0123456789") is False
+    reader = ResponseReader(max_body=10)
+    assert reader.feed(head("Transfer-Encoding: chunked") + b"ffffffffffffffff\r\n0123456789") is False
     with pytest.raises(BodyTooLarge, match="more than 10 bytes"):
-        parser.feed(b"a")
+        reader.feed(b"a")
 
 
 @pytest.mark.parametrize(
@@ -842,43 +916,31 @@ def test_a_chunk_size_of_sixteen_hex_digits_is_valid_but_capped() -> None:
     [[b"3\r\nabcX\r\n0\r\n\r\n"], [b"3\r\nabc", b"\rX"], [b"3\r\nabc\n\r\n0\r\n\r\n"], [b"3\r\nabc\r\r\n"]],
 )
 def test_a_chunk_must_end_in_crlf(chunks: list[bytes]) -> None:
-    parser = ResponseParser(max_body=CAP)
-    parser.feed(head("Transfer-Encoding: chunked"))
-    with pytest.raises(ProtocolError, match="chunk not terminated by CRLF"):  # noqa: PT012
+    reader = ResponseReader(max_body=CAP)
+    reader.feed(head("Transfer-Encoding: chunked"))
+    with pytest.raises(ProtocolError):  # noqa: PT012
         for chunk in chunks:
-            parser.feed(chunk)
+            reader.feed(chunk)
 
 
-def test_chunk_size_line_limit_whole_or_split() -> None:
-    start = head("Transfer-Encoding: chunked")
-    line = b"1;" + b"x" * 1022  # 1024 bytes: the limit
-    data = start + line + b"\r\na\r\n0\r\n\r\n"
-    assert parse(data).body == b"a"
-    # Regression: with its CRLF split across reads, a line at the limit was "too long".
-    parser, _ = run([start + line + b"\r", b"\na\r\n0\r\n\r\n"])
-    assert parser.body == b"a"
-    # Regression: a longer line was refused only when its CRLF had not arrived yet.
-    assert "chunk size line too long" in str(error(start + line + b"x\r\na\r\n0\r\n\r\n"))
-    parser = ResponseParser(max_body=CAP)
-    assert parser.feed(start + line + b"x") is False  # it might be the CR
-    with pytest.raises(ProtocolError, match="chunk size line too long"):
-        parser.feed(b"x")
+def test_endless_chunk_extensions_are_refused() -> None:
+    """llhttp skips extensions without a word to us: trickled forever, they must still stop."""
+    reader = ResponseReader(max_body=CAP)
+    reader.feed(head("Transfer-Encoding: chunked") + b"1;ext=")
+    with pytest.raises(ProtocolError, match="too large"):  # noqa: PT012
+        for _ in range(MAX_HEAD_BYTES // 1024 + 2):
+            assert reader.feed(b"x" * 1024) is False
 
 
-def test_trailer_section_limit_whole_or_split() -> None:
+def test_trailers_count_against_the_head_limit() -> None:
     start = head("Transfer-Encoding: chunked") + b"1\r\na\r\n0\r\n"
-    trailers = b"X-T: " + b"t" * (MAX_HEAD_BYTES - 5)  # the limit, CRLFs aside
-    assert parse(start + trailers + b"\r\n\r\n").body == b"a"
-    for at in (1, 2, 3, 4):
-        parser, _ = run([start + trailers + b"\r\n\r\n"[:-at], b"\r\n\r\n"[-at:]])
-        assert parser.body == b"a"
-    # Regression: a long trailer line was refused only when its CRLF had not arrived yet.
-    assert "trailers too large" in str(error(start + trailers + b"t\r\n\r\n"))
-    assert "trailers too large" in str(error(start + b"X: 1\r\n" + trailers + b"\r\n\r\n"))
-    parser = ResponseParser(max_body=CAP)
-    assert parser.feed(start + trailers + b"\r\n\r") is False
-    with pytest.raises(ProtocolError, match="trailers too large"):
-        parser.feed(b"x")
+    assert parse(start + b"X-T: " + b"t" * (MAX_HEAD_BYTES // 2) + b"\r\n\r\n").body == b"a"
+    assert "head too large" in str(error(start + b"X-T: " + b"t" * MAX_HEAD_BYTES + b"\r\n\r\n"))
+    reader = ResponseReader(max_body=CAP)
+    reader.feed(start + b"X-Endless: ")
+    with pytest.raises(ProtocolError, match="too large"):  # noqa: PT012
+        for _ in range(MAX_HEAD_BYTES // 1024 + 2):
+            assert reader.feed(b"t" * 1024) is False
 
 
 def test_chunked_body_over_the_cap() -> None:
@@ -889,10 +951,10 @@ def test_chunked_body_over_the_cap() -> None:
         [base + b"b\r\n" + b"x" * 10, b"x"],
         [base + b"b\r\n", b"x" * 11],
     ):
-        parser = ResponseParser(max_body=10)
+        reader = ResponseReader(max_body=10)
         with pytest.raises(BodyTooLarge, match="more than 10 bytes") as info:  # noqa: PT012
             for chunk in chunks:
-                parser.feed(chunk)
+                reader.feed(chunk)
         assert info.value.status == 500
         assert info.value.headers["x-log-requestid"] == "RID-7"
 
@@ -915,30 +977,30 @@ def test_a_body_in_many_small_pieces_costs_about_its_size_in_memory(
 ) -> None:
     """Regression: every piece of the body was kept as its own bytes object (~40 bytes each)
     until the end: under its 16 MiB cap, a body of 2-byte chunks held ~450 MiB."""
-    parser = ResponseParser(max_body=SIZE)
-    parser.feed(start)
+    reader = ResponseReader(max_body=SIZE)
+    reader.feed(start)
     template = bytearray(piece)
     tracemalloc.start()
     try:
         for _ in range(SIZE // piece.count(b"xy") // 2):
-            parser.feed(bytes(template))  # a new object each time, as from a socket
+            reader.feed(bytes(template))  # a new object each time, as from a socket
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     if end is None:
-        parser.feed_eof()
+        reader.feed_eof()
     elif end:
-        assert parser.feed(end)
-    assert parser.body == b"xy" * (SIZE // 2)
+        assert reader.feed(end)
+    assert reader.body == b"xy" * (SIZE // 2)
     assert peak < 4 * SIZE
 
 
 def test_eof_body_over_the_cap() -> None:
-    parser = ResponseParser(max_body=10)
-    parser.feed(head("X-Log-RequestId: RID-8") + b"x" * 6)
-    parser.feed(b"x" * 4)
+    reader = ResponseReader(max_body=10)
+    reader.feed(head("X-Log-RequestId: RID-8") + b"x" * 6)
+    reader.feed(b"x" * 4)
     with pytest.raises(BodyTooLarge, match="more than 10 bytes") as info:
-        parser.feed(b"x")
+        reader.feed(b"x")
     assert (info.value.status, info.value.headers) == (200, {"x-log-requestid": "RID-8"})
     assert parse(head("X: 1") + b"x" * 10, eof=True, max_body=10).body == b"x" * 10
 
@@ -960,12 +1022,17 @@ def _deflate_raw(data: bytes) -> bytes:
 )  # fmt: skip
 def test_content_encodings(coding: str, payload: bytes) -> None:
     assert len(payload) < len(TEXT) or coding == "identity"
-    parser = parse(head(f"Content-Encoding: {coding}", f"Content-Length: {len(payload)}") + payload)
-    assert parser.body == TEXT
-    assert parser.headers["content-encoding"] == coding  # left as sent
+    reader = parse(head(f"Content-Encoding: {coding}", f"Content-Length: {len(payload)}") + payload)
+    assert reader.body == TEXT
+    assert reader.headers["content-encoding"] == coding  # left as sent
     chunks = [payload[i : i + 7] for i in range(0, len(payload), 7)]
     assert (
         parse(head(f"Content-Encoding: {coding}", "Transfer-Encoding: chunked") + chunked(*chunks)).body
+        == TEXT
+    )
+    one_byte = [payload[i : i + 1] for i in range(len(payload))]  # deflate's kind from byte two
+    assert (
+        parse(head(f"Content-Encoding: {coding}", "Transfer-Encoding: chunked") + chunked(*one_byte)).body
         == TEXT
     )
 
@@ -991,10 +1058,16 @@ def test_a_compression_bomb_is_body_too_large(coding: str, compress: Callable[[b
     data = (
         head("X-Log-RequestId: RID-9", f"Content-Encoding: {coding}", f"Content-Length: {len(bomb)}") + bomb
     )
-    with pytest.raises(BodyTooLarge, match="more than 65536 bytes decoded") as info:
-        ResponseParser(max_body=64 << 10).feed(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyTooLarge, match="more than 65536 bytes decoded") as info:
+            ResponseReader(max_body=64 << 10).feed(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert info.value.status == 200
     assert info.value.headers["x-log-requestid"] == "RID-9"
+    assert peak < 1 << 20  # decoded under the cap, never inflated whole
 
 
 def test_decoded_body_at_the_cap_is_accepted() -> None:
@@ -1002,7 +1075,7 @@ def test_decoded_body_at_the_cap_is_accepted() -> None:
     data = head("Content-Encoding: gzip", f"Content-Length: {len(payload)}") + payload
     assert parse(data, max_body=1000).body == b"z" * 1000
     with pytest.raises(BodyTooLarge, match="decoded"):
-        ResponseParser(max_body=999).feed(data)
+        ResponseReader(max_body=999).feed(data)
 
 
 GZ = gzip.compress(TEXT)
@@ -1020,7 +1093,7 @@ GZ = gzip.compress(TEXT)
         ("deflate", zlib.compress(TEXT)[:-1], "truncated"),
         ("deflate", b"x", "truncated"),
         ("deflate", b"\x78\x9c\xff\xff", "does not decode"),
-        # Regression: bytes after the end were silently dropped (a second member: its data).
+        # Bytes after the end would be dropped silently (a second member: its data).
         ("gzip", GZ + b"junk", "bytes after its end"),
         ("gzip", GZ + gzip.compress(b"more"), "bytes after its end"),
         ("deflate", zlib.compress(TEXT) + b"junk", "bytes after its end"),
@@ -1032,26 +1105,36 @@ def test_corrupt_or_truncated_encoded_bodies_are_protocol_errors(
     exc = error(head(f"Content-Encoding: {coding}", f"Content-Length: {len(payload)}") + payload)
     assert message in str(exc)
     assert not isinstance(exc, BodyTooLarge)
+    assert exc.__context__ is None  # zlib's error is not kept
+
+
+def test_bytes_after_the_end_of_an_encoded_body_in_a_later_piece() -> None:
+    data = head("Content-Encoding: gzip", "Transfer-Encoding: chunked") + chunked(GZ, b"junk")
+    assert "bytes after its end" in str(error(data))
 
 
 def test_encoded_body_until_eof() -> None:
-    parser, _ = run([head("Content-Encoding: gzip"), GZ[:10], GZ[10:]], eof=True)
-    assert parser.body == TEXT
+    reader, _ = run([head("Content-Encoding: gzip"), GZ[:10], GZ[10:]], eof=True)
+    assert reader.body == TEXT
+    reader = ResponseReader(max_body=CAP)
+    reader.feed(head("Content-Encoding: gzip") + GZ[:-3])
+    with pytest.raises(ProtocolError, match="truncated"):
+        reader.feed_eof()
 
 
-# --- the name cache -------------------------------------------------------------------------------
+# --- the name caches ------------------------------------------------------------------------------
 
 
 def test_the_header_name_caches_are_bounded_and_never_skip_validation() -> None:
-    saved = dict(_http11._known_names), set(_http11._request_names)
-    _http11._known_names.clear()
-    _http11._request_names.clear()
+    saved = dict(_response._names), set(_request._checked_names)
+    _response._names.clear()
+    _request._checked_names.clear()
     try:
         for i in range(1100):
             serialize_request("GET", "/", {f"X-Request-{i}": "v"}, b"")
-        assert len(_http11._request_names) == 1024
-        assert "X-Request-0" in _http11._request_names
-        assert "X-Request-1099" not in _http11._request_names
+        assert len(_request._checked_names) == 1024
+        assert "X-Request-0" in _request._checked_names
+        assert "X-Request-1099" not in _request._checked_names
         # Full: names still validated, still accepted, the cache does not grow.
         with pytest.raises(ValueError, match="invalid header name"):
             serialize_request("GET", "/", {"X Bad": "v"}, b"")
@@ -1059,30 +1142,15 @@ def test_the_header_name_caches_are_bounded_and_never_skip_validation() -> None:
             serialize_request("GET", "/", {"Content-Length": "0"}, b"")
         for i in range(1100):
             parse(head(f"X-Response-{i}: {i}", "Content-Length: 0"))
-        assert len(_http11._known_names) == 1024
+        assert len(_response._names) == 1024
         fields = [f"X-Late-{i}: {i}" for i in range(50)]
-        parser = parse(head(*fields, "Content-Length: 0"))
-        assert parser.headers["x-late-49"] == "49"
-        assert "X-Late-0" not in _http11._known_names
-        assert "invalid header line" in str(error(head("X Bad: 1", "Content-Length: 0")))
+        reader = parse(head(*fields, "Content-Length: 0"))
+        assert reader.headers["x-late-49"] == "49"
+        assert b"X-Late-0" not in _response._names
+        error(head("X Bad: 1", "Content-Length: 0"))
     finally:
-        _http11._known_names.clear()
-        _http11._known_names.update(saved[0])
-        _http11._request_names.clear()
-        _http11._request_names.update(saved[1])
-    assert isinstance(parser.headers, Headers)
-
-
-@pytest.mark.parametrize(
-    "name", ["Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING"]
-)
-def test_a_request_never_states_its_own_framing(name: str) -> None:
-    # A second Content-Length or a Transfer-Encoding next to ours would be request smuggling.
-    with pytest.raises(ValueError, match="set by the transport"):
-        serialize_request("POST", "/", {"Host": "h", name: "5"}, b"hello")
-
-
-@pytest.mark.parametrize("target", ["/a\tb", "/\x7f", "/caf\xe9", "/a b", "a/b", ""])
-def test_a_request_target_is_printable_ascii_without_spaces(target: str) -> None:
-    with pytest.raises(ValueError, match="encoded absolute path"):
-        serialize_request("GET", target, {"Host": "h"}, b"")
+        _response._names.clear()
+        _response._names.update(saved[0])
+        _request._checked_names.clear()
+        _request._checked_names.update(saved[1])
+    assert isinstance(reader.headers, LowerCaseHeaders)
