@@ -25,7 +25,6 @@ TEST_DEPS = [
 PURE_CORE = [
     "_http",
     "_sansio",
-    "_http11",
     "signing",
     "_serde",
     "names",
@@ -36,6 +35,8 @@ PURE_CORE = [
     "credentials",
     "_text",
     "health",
+    "transport.http11._request",
+    "transport.http11._response",
 ]
 
 

@@ -65,6 +65,10 @@ class Http11Transport(ClosingContext):
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         require_httptools()
+        import httptools
+
+        #: The User-Agent word naming this transport (the service puts it after ``aiosls/x``).
+        self.user_agent_token = f"httptools/{httptools.__version__}"
         if max_connections < 0:
             raise ValueError(f"max_connections must be >= 0, not {max_connections!r}")
         self._ssl_context = ssl_context
