@@ -60,7 +60,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[speedups,cli,exporter,credentials]", "mypy>=1.11")
+    # pytest too: aiosls.testing (the emulator as pytest fixtures) is typed against it.
+    session.install(
+        "-e", ".[speedups,cli,exporter,credentials]", "mypy>=1.11", "pytest>=8", "pytest-asyncio>=1.4"
+    )
     session.run("mypy", "--strict", "aiosls")
 
 
