@@ -1,4 +1,4 @@
-"""The ``aiosls`` command: ``demo``, ``checkpoints``, ``scan`` and ``emulator``.
+"""The ``aiosls`` command: ``demo``, ``checkpoints``, ``scan``, ``lag``, ``exporter`` and ``emulator``.
 
 Each subcommand lives in its own module, registered in :data:`COMMANDS` with its help line,
 and imported only when it is the one that runs: ``aiosls --help`` imports no command module,
@@ -42,7 +42,11 @@ COMMANDS: Final[dict[str, Command]] = {
     ),
     "checkpoints": Command("aiosls.cli.checkpoints", "show one consumer group's checkpoints"),
     "scan": Command(
-        "aiosls.cli.scan", "discover every consumer group of projects and show their checkpoints, worst first"
+        "aiosls.cli.scan",
+        "discover every consumer group of projects and show their lag and status, worst first",
+    ),
+    "lag": Command(
+        "aiosls.cli.lag", "how far behind consumer groups are, and whether they are stuck (exit 1 if not OK)"
     ),
     "exporter": Command(
         "aiosls.exporter.cli", "serve consumer lag and health as Prometheus metrics", "run", needs_rich=False
