@@ -129,23 +129,39 @@ async def command(args: argparse.Namespace, ctx: Context) -> int:
     health = health_args(args, window=args.window if watching else 1)
     seen: set[CheckpointTarget] = set()
     n = 0
+    swept: Sweep | None = None
     async with service(args, ctx.stdin) as svc:
-        while True:
-            n += 1
-            swept = await _one_sweep(svc, args, ctx, health)
-            # A group gone since the last sweep (deleted, or its logstore) must not linger.
-            now_seen = {v.result.target for v in swept.views}
-            for gone in seen - now_seen:
-                health.forget(gone)
-            seen = now_seen
-            if watching and not swept.interrupted and ctx.out_console.is_terminal and args.format == "table":
-                ctx.out_console.clear()
-            notes = [f"aiosls lag: sweep {n}, {swept.requests:,} requests"] if watching else []
-            report(swept, args, ctx, layout="lag", notes=notes)
-            if not watching or swept.interrupted:
-                break
-            if await ctx.interruptible(asyncio.sleep(args.watch)):
-                break
+        try:
+            while True:
+                n += 1
+                current = await _one_sweep(svc, args, ctx, health)
+                swept = current
+                # A group gone since the last sweep (deleted, or its logstore) must not linger.
+                now_seen = {v.result.target for v in current.views}
+                for gone in seen - now_seen:
+                    health.forget(gone)
+                seen = now_seen
+                if (
+                    watching
+                    and not current.interrupted
+                    and ctx.out_console.is_terminal
+                    and args.format == "table"
+                ):
+                    ctx.out_console.clear()
+                notes = [f"aiosls lag: sweep {n}, {current.requests:,} requests"] if watching else []
+                report(current, args, ctx, layout="lag", notes=notes)
+                if not watching or current.interrupted:
+                    break
+                if await ctx.interruptible(asyncio.sleep(args.watch)):
+                    break
+        except asyncio.CancelledError:
+            # A signal that fell between two sections (a sweep just ended, or a logstore was being
+            # listed): the last whole sweep is printed already; end as after any signal.
+            task = asyncio.current_task()
+            if ctx.interrupted is None or swept is None or task is None:
+                raise
+            task.uncancel()
+    assert swept is not None
     failed = exit_code(swept.errors, succeeded=swept.ok)
     if failed != EXIT_OK:
         return ctx.exit_code(failed)
