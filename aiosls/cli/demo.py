@@ -91,6 +91,8 @@ DEMO_STEP_SECONDS: Final = 15.0
 #: Packages per second per shard: live on orders-live, and in the rest of the fleet.
 _LIVE_RATE: Final = 2
 _FLEET_RATE: Final = 0.2
+#: Shards of orders-live (at most): enough to show each behaviour.
+_LIVE_SHARDS: Final = 4
 #: Data already in the fleet's shards (the stale groups' lag goes up to 6 h).
 _FLEET_HISTORY: Final = 7 * 3600
 
@@ -147,7 +149,7 @@ def demo_seed(
             }
         if p == 0:
             stores[LIVE_LOGSTORE] = {
-                "shards": shards,
+                "shards": min(shards, _LIVE_SHARDS),
                 "write_rate": _LIVE_RATE,
                 "history_seconds": 3600,
                 "consumer_groups": {
@@ -155,7 +157,7 @@ def demo_seed(
                         "simulate": behaviour,
                         "checkpoints": {
                             str(shard): {"lag_seconds": lag, "consumer": f"{behaviour}-consumer"}
-                            for shard in range(shards)
+                            for shard in range(min(shards, _LIVE_SHARDS))
                         },
                     }
                     for name, (behaviour, lag) in LIVE_GROUPS.items()
@@ -252,7 +254,7 @@ async def command(args: argparse.Namespace, ctx: Context) -> int:
                     svc, open_stream, args if last else quiet_stream, ctx, health, projects=len(projects)
                 )
                 sweeps.append(swept)
-                if ctx.show_summary and not last:
+                if ctx.show_summary and not last and not swept.interrupted:
                     counts = Counter(v.status.name for v in swept.views)
                     seen = ", ".join(f"{k} {counts[k]}" for k in _ORDER if counts[k])
                     ctx.err.write(f"aiosls demo: sweep {n + 1}: {seen}\n")
