@@ -220,3 +220,43 @@ async def test_watch_fills_the_window_and_sigint_ends_it_with_the_last_sweep(emu
     assert "sweeps" in behind[-1]  # judged over more than one observation
     assert "aiosls lag: sweep 2," in text  # each whole sweep printed (its lines and its note)
     assert_no_secret(out.decode(), text)
+
+
+# --- scan: one observation's verdict -----------------------------------------------------------
+
+
+async def test_scan_shows_lag_and_the_single_observation_verdict(emu: Emulator, creds: None) -> None:
+    r = await run("scan", "lag-project", *conn(emu))
+    assert r.code == 0  # every group was read: scan's exit code is about reading
+    table = rows(r.out)
+    assert [(row[2], row[5], row[-1]) for row in table][:2] == [
+        ("cg-stopped", "10m", "STOP"),
+        ("cg-behind", "5m", "WARN"),
+    ]
+    assert {row[-1] for row in table[2:]} == {"OK"}
+    r = await run("scan", "lag-project", *conn(emu), "--problems", "--format", "json")
+    docs = json.loads(r.out)
+    assert [(d["consumer_group"], d["status"]) for d in docs] == [
+        ("cg-stopped", "stop"),
+        ("cg-behind", "warn"),
+    ]
+    assert docs[1]["lag_seconds"] == pytest.approx(300, abs=1)
+    assert docs[1]["checkpoints"][1]["lag_seconds"] == pytest.approx(300, abs=1)
+
+
+async def test_scan_stop_after_and_the_old_stale_after_spelling(emu: Emulator, creds: None) -> None:
+    # cg-behind committed when the emulator started: with a stop-after shorter than that, its
+    # unread data makes it STOP. --stale-after (scan's flag before lag) means the same now.
+    for flag in ("--stop-after", "--stale-after"):
+        r = await run("scan", "lag-project", *conn(emu), flag, "0.001", "--format", "json")
+        assert by_group(json.loads(r.out))["cg-behind"]["status"] == "stop", r.err
+
+
+async def test_scan_runs_one_discovery(emu: Emulator, creds: None) -> None:
+    await run("scan", "lag-project", *conn(emu))
+    counts = emu.counters.requests
+    assert counts["ListLogStores"] == 1
+    assert counts["ListConsumerGroup"] == 2
+    # The lag goal (G + 2*L*S + G*S: 5 groups; 2 + 1 shards; 4 groups of 2 shards and 1 of 1),
+    # plus the discovery's 3 listings.
+    assert emu.counters.requests_total <= 5 + 2 * 3 + 9 + 3
