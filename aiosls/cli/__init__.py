@@ -38,7 +38,7 @@ class Command(NamedTuple):
 #: Subcommands in ``--help`` order; ``aiosls emulator`` is dispatched before these.
 COMMANDS: Final[dict[str, Command]] = {
     "demo": Command(
-        "aiosls.cli.demo", "scan a realistic fleet on the embedded emulator (no cloud account needed)"
+        "aiosls.cli.demo", "sweep the lag of a live fleet on the embedded emulator (no cloud account needed)"
     ),
     "checkpoints": Command("aiosls.cli.checkpoints", "show one consumer group's checkpoints"),
     "scan": Command(
