@@ -355,3 +355,33 @@ def test_a_long_table_on_a_terminal_is_plain() -> None:
     rows = [[output.cell(f"cg-{i}")] for i in range(output.MAX_RICH_ROWS + 1)]
     output.print_table(console, ("GROUP",), rows)
     assert out.getvalue() == output.plain_table(("GROUP",), rows)
+
+
+def test_discovery_progress_becomes_display_steps() -> None:
+    from aiosls.discovery import DiscoveryProgress
+
+    class Recording(output.NullProgress):
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, int]] = []
+
+        def project_done(self) -> None:
+            self.calls.append(("project_done", 1))
+
+        def found(self, targets: int = 1) -> None:
+            self.calls.append(("found", targets))
+
+        def discovered(self) -> None:
+            self.calls.append(("discovered", 0))
+
+    progress = Recording()
+    display = scan._DiscoveryDisplay(progress)
+    for step in [(0, 2, 3), (0, 2, 5), (1, 2, 5), (2, 2, 9), (2, 2, 9)]:
+        display(DiscoveryProgress(*step))
+    assert progress.calls == [
+        ("found", 3),
+        ("found", 2),
+        ("project_done", 1),
+        ("project_done", 1),
+        ("found", 4),
+        ("discovered", 0),  # once, however often the final progress is reported
+    ]
