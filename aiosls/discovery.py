@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
+import attrs
+
 from . import _sansio
 from .errors import ResponseParseError, SlsError
 from .models import CheckpointTarget
@@ -21,7 +23,13 @@ from .models import CheckpointTarget
 if TYPE_CHECKING:
     from ._pipeline import Limiter, Observer, Pipeline
 
-__all__ = ["MAX_LOGSTORE_PAGES", "discover_targets", "list_logstores", "name_predicate"]
+__all__ = [
+    "MAX_LOGSTORE_PAGES",
+    "DiscoveryProgress",
+    "discover_targets",
+    "list_logstores",
+    "name_predicate",
+]
 
 R = TypeVar("R")
 
@@ -82,6 +90,28 @@ def name_predicate(name_filter: str | Callable[[str], bool] | None) -> Callable[
 _DONE: Final = object()
 
 
+@attrs.frozen
+class DiscoveryProgress:
+    """How far a scan's discovery is, passed to its ``on_discovery`` hook after each listing.
+
+    ``projects_done == projects_total`` once discovery is over: ``targets_found`` is then final.
+    """
+
+    projects_done: int
+    projects_total: int
+    #: Consumer groups found so far that the filters kept (each becomes a target).
+    targets_found: int
+
+    @property
+    def finished(self) -> bool:
+        """Every project is listed (or failed): no more targets will be found."""
+        return self.projects_done >= self.projects_total
+
+
+#: Called with the discovery's progress after each project and each logstore listing.
+DiscoveryHook = Callable[[DiscoveryProgress], None]
+
+
 class _Discovery(Generic[R]):
     """The discovery tasks of one scan and the bounded queue their targets go through."""
 
@@ -96,8 +126,13 @@ class _Discovery(Generic[R]):
         failure: Callable[[CheckpointTarget, SlsError], R],
         limiter: Limiter | None,
         observe: Observer | None,
+        on_discovery: DiscoveryHook | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.on_discovery = on_discovery
+        self.projects_total = len(projects)
+        self.projects_done = 0
+        self.found = 0
         self.projects = deque(projects)
         self.wanted = wanted
         self.wanted_group = wanted_group
@@ -120,16 +155,23 @@ class _Discovery(Generic[R]):
             if self.running == 0:
                 self.queue.put_nowait(_DONE)
 
+    def report(self) -> None:
+        """Tell the hook, if any, how far discovery is."""
+        if self.on_discovery is not None:
+            self.on_discovery(DiscoveryProgress(self.projects_done, self.projects_total, self.found))
+
     async def project(self, project: str) -> None:
         try:
             stores = await list_logstores(self.pipeline, project, limiter=self.limiter, observe=self.observe)
         except SlsError as exc:
             self.failures.append(self.failure(CheckpointTarget(project, "", ""), exc))
-            return
-        logstores = deque(s for s in stores if self.wanted(s))
-        async with asyncio.TaskGroup() as tg:
-            for _ in range(min(_GROUP_LISTINGS_PER_PROJECT, len(logstores))):
-                tg.create_task(self.logstores(project, logstores))
+        else:
+            logstores = deque(s for s in stores if self.wanted(s))
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(min(_GROUP_LISTINGS_PER_PROJECT, len(logstores))):
+                    tg.create_task(self.logstores(project, logstores))
+        self.projects_done += 1
+        self.report()
 
     async def logstores(self, project: str, logstores: deque[str]) -> None:
         while logstores:
@@ -142,9 +184,10 @@ class _Discovery(Generic[R]):
             except SlsError as exc:
                 self.failures.append(self.failure(CheckpointTarget(project, logstore, ""), exc))
                 continue
-            for group in groups:
-                if not self.wanted_group(group.name):
-                    continue
+            kept = [group for group in groups if self.wanted_group(group.name)]
+            self.found += len(kept)
+            self.report()
+            for group in kept:
                 await self.room.acquire()
                 self.queue.put_nowait(CheckpointTarget(project, logstore, group.name))
 
@@ -165,15 +208,20 @@ async def discover_targets(
     failure: Callable[[CheckpointTarget, SlsError], R],
     limiter: Limiter | None = None,
     observe: Observer | None = None,
+    on_discovery: DiscoveryHook | None = None,
 ) -> AsyncIterator[CheckpointTarget]:
     """Yield a target for every matching consumer group of every matching logstore of ``projects``.
 
     A listing that fails for a project or a logstore becomes ``failure(scope, error)`` in
     ``failures`` (its target has empty names below the failed scope) and discovery goes on
     with the rest. Anything but an SlsError (a bug) propagates to the reader.
+    ``on_discovery``, if given, is called after each listing with a :class:`DiscoveryProgress`
+    (for a progress display); it runs in a discovery task, so it must be quick and not raise.
     """
     names = list(dict.fromkeys(projects))  # a project named twice is discovered once
     if not names:
+        if on_discovery is not None:
+            on_discovery(DiscoveryProgress(0, 0, 0))
         return
     discovery = _Discovery(
         pipeline,
@@ -185,6 +233,7 @@ async def discover_targets(
         failure,
         limiter,
         observe,
+        on_discovery,
     )
     try:
         while True:

@@ -464,6 +464,7 @@ class CheckpointService:
         concurrency: int = 64,
         per_project_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
+        on_discovery: Callable[[discovery.DiscoveryProgress], None] | None = None,
     ) -> CheckpointStream:
         """Discover every consumer group of ``projects`` and stream their checkpoints.
 
@@ -472,6 +473,9 @@ class CheckpointService:
         are discovered concurrently under the same bounds as the reads; a failed discovery
         step is reported as a result whose target names the scope that failed (empty
         ``logstore``/``consumer_group``), so one missing project hides nothing else.
+        ``on_discovery`` is called after each listing with a
+        :class:`~aiosls.discovery.DiscoveryProgress` (projects done of total, targets found),
+        e.g. for a progress display; it must be quick and must not raise.
         """
         self._check_open()
         limits = new_limits(self._pipeline, concurrency, per_project_concurrency)
@@ -486,6 +490,7 @@ class CheckpointService:
             failure=lambda target, error: CheckpointResult(target, error=error),
             limiter=limits.limit,
             observe=limits.observe,
+            on_discovery=on_discovery,
         )
         return CheckpointStream(
             checkpoints_job(self._pipeline, retry), targets, limits, extra_results=failures
@@ -542,6 +547,7 @@ class CheckpointService:
         concurrency: int = 64,
         per_project_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
+        on_discovery: Callable[[discovery.DiscoveryProgress], None] | None = None,
     ) -> LagStream:
         """Discover every consumer group of ``projects`` (as :meth:`scan`) and stream their lag."""
         self._check_open()
@@ -558,6 +564,7 @@ class CheckpointService:
             failure=lambda target, error: LagResult(target, error=error),
             limiter=limits.limit,
             observe=limits.observe,
+            on_discovery=on_discovery,
         )
         return LagStream(sweep.job, targets, limits, extra_results=failures)
 

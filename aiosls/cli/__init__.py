@@ -1,4 +1,4 @@
-"""The ``aiosls`` command: ``demo``, ``checkpoints``, ``scan`` and ``emulator``.
+"""The ``aiosls`` command: ``demo``, ``checkpoints``, ``scan``, ``lag``, ``exporter`` and ``emulator``.
 
 Each subcommand lives in its own module, registered in :data:`COMMANDS` with its help line,
 and imported only when it is the one that runs: ``aiosls --help`` imports no command module,
@@ -38,11 +38,15 @@ class Command(NamedTuple):
 #: Subcommands in ``--help`` order; ``aiosls emulator`` is dispatched before these.
 COMMANDS: Final[dict[str, Command]] = {
     "demo": Command(
-        "aiosls.cli.demo", "scan a realistic fleet on the embedded emulator (no cloud account needed)"
+        "aiosls.cli.demo", "sweep the lag of a live fleet on the embedded emulator (no cloud account needed)"
     ),
     "checkpoints": Command("aiosls.cli.checkpoints", "show one consumer group's checkpoints"),
     "scan": Command(
-        "aiosls.cli.scan", "discover every consumer group of projects and show their checkpoints, worst first"
+        "aiosls.cli.scan",
+        "discover every consumer group of projects and show their lag and status, worst first",
+    ),
+    "lag": Command(
+        "aiosls.cli.lag", "how far behind consumer groups are, and whether they are stuck (exit 1 if not OK)"
     ),
     "exporter": Command(
         "aiosls.exporter.cli", "serve consumer lag and health as Prometheus metrics", "run", needs_rich=False

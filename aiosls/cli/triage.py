@@ -1,23 +1,27 @@
 """What an operator triages on: a status per consumer group, ages, and JSON rows (pure).
 
-:func:`evaluate` is the one place a result becomes a status; today it is commit age alone, and
-the lag and health verdicts replace it there. Everything else (tables, ``--problems``, sorting,
-JSON) reads :class:`GroupView`.
+:func:`evaluate` is the one place a lag observation becomes a status: the verdict of
+:class:`aiosls.HealthEvaluator` (OK, WARN, STALL, STOP, REWIND, ERR). Everything else (tables,
+``--problems``, sorting, JSON) reads :class:`GroupView`. :class:`Status` and
+:func:`shard_status` are the commit-age statuses ``aiosls checkpoints`` still shows (it reads
+checkpoints only, no lag).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import attrs
 
 from ..errors import SlsError
-from ..models import CheckpointResult, ShardCheckpoint
+from ..health import GroupHealth, Health, HealthEvaluator, ShardHealth
+from ..models import LagResult, ShardCheckpoint, ShardLag
 
 __all__ = [
+    "HEALTH_LABELS",
     "GroupView",
     "Status",
     "checkpoint_dict",
@@ -25,6 +29,7 @@ __all__ = [
     "evaluate",
     "group_dict",
     "human_age",
+    "shard_lag_dict",
     "shard_status",
     "worst_first",
 ]
@@ -67,12 +72,16 @@ def _age(when: datetime, now: datetime) -> float:
     return max(0.0, round((now - when).total_seconds(), 3))
 
 
+#: The STATUS words, as the table shows them and as JSON carries them (lower case there).
+HEALTH_LABELS: Final = {h: h.name for h in Health}
+
+
 @attrs.frozen
 class GroupView:
-    """One scan result with its status and ages, as every output format shows it."""
+    """One group's lag observation with its verdict and ages, as every output format shows it."""
 
-    result: CheckpointResult
-    status: Status
+    result: LagResult
+    health: GroupHealth
     #: The newest commit over the group's shards (None if none was ever committed).
     last_commit_time: datetime | None
     last_commit_age_seconds: float | None
@@ -80,34 +89,45 @@ class GroupView:
     oldest_commit_age_seconds: float | None
 
     @property
+    def status(self) -> Health:
+        """The group's verdict: its worst shard's, or ERR when it could not be read."""
+        return self.health.status
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """The group's lag (the maximum over its shards), None if unknown."""
+        return None if self.result.lag is None else self.result.lag.lag_seconds
+
+    @property
+    def worst_shard(self) -> int | None:
+        """The shard with the largest lag, None if no shard has a lag."""
+        return None if self.result.lag is None else self.result.lag.worst_shard
+
+    @property
     def label(self) -> str:
-        """The STATUS cell: ``ERROR <code>`` for a failure, else the status word."""
+        """The STATUS cell: ``ERR <code>`` for a failure, else the verdict's name."""
         error = self.result.error
         if error is None:
-            return self.status.label
-        return f"ERROR {getattr(error, 'error_code', None) or type(error).__name__}"
+            return HEALTH_LABELS[self.status]
+        return f"ERR {getattr(error, 'error_code', None) or type(error).__name__}"
 
 
-def evaluate(result: CheckpointResult, now: datetime, *, stale_after: float) -> GroupView:
-    """The status of one group from its checkpoints: the swap point for lag-based verdicts."""
-    if result.error is not None:
-        return GroupView(result, Status.ERROR, None, None, None)
-    cps = result.checkpoints or ()
-    committed = [cp for cp in cps if cp.committed]
-    if not committed:
-        return GroupView(result, Status.NEVER_COMMITTED, None, None, None)
-    last = max(cp.update_time for cp in committed)
-    oldest = min(cp.update_time for cp in committed)
-    last_age = _age(last, now)
-    if last_age > stale_after:
-        status = Status.STALE
-    elif len(committed) < len(cps):
-        status = Status.PARTIAL
-    elif not any(cp.consumer for cp in cps):
-        status = Status.UNASSIGNED
-    else:
-        status = Status.OK
-    return GroupView(result, status, last, last_age, _age(oldest, now))
+def evaluate(result: LagResult, health: HealthEvaluator) -> GroupView:
+    """The status of one group: ``health``'s verdict on this observation (a scan judges one
+    observation with ``window=1``; ``aiosls lag --watch`` keeps the window across sweeps)."""
+    verdict = health.observe(result)
+    if result.lag is None:
+        return GroupView(result, verdict, None, None, None)
+    shards = result.lag.shards
+    updates = [s.update_time for s in shards if s.update_time is not None]
+    ages = [s.commit_age_seconds for s in shards if s.commit_age_seconds is not None]
+    return GroupView(
+        result,
+        verdict,
+        max(updates) if updates else None,
+        round(min(ages), 3) if ages else None,
+        round(max(ages), 3) if ages else None,
+    )
 
 
 def shard_status(cp: ShardCheckpoint, now: datetime, *, stale_after: float) -> Status:
@@ -120,12 +140,14 @@ def shard_status(cp: ShardCheckpoint, now: datetime, *, stale_after: float) -> S
 
 
 def worst_first(views: Sequence[GroupView]) -> list[GroupView]:
-    """Most severe status first, then the oldest last commit, then by name."""
+    """Worst verdict first (ERR, REWIND, STOP, STALL, WARN, OK), then the largest lag, then the
+    oldest last commit, then by name."""
 
-    def key(v: GroupView) -> tuple[int, float, str, str, str]:
+    def key(v: GroupView) -> tuple[int, float, float, str, str, str]:
         t = v.result.target
         return (
-            v.status.severity,
+            -int(v.status),
+            -(v.lag_seconds or 0.0),
             -(v.last_commit_age_seconds or 0.0),
             t.project,
             t.logstore,
@@ -191,9 +213,30 @@ def error_dict(error: BaseException) -> dict[str, Any]:
     }
 
 
-def group_dict(view: GroupView, now: datetime) -> dict[str, Any]:
-    """One scan result as a JSON object (an NDJSON line): names, status, ages, and the
-    checkpoints (raw cursors included) or the error."""
+def shard_lag_dict(shard: ShardLag, verdict: ShardHealth | None) -> dict[str, Any]:
+    """A shard's checkpoint, lag and verdict as JSON: times ISO 8601, durations in seconds."""
+    update = shard.update_time
+    return {
+        "shard": shard.shard,
+        "checkpoint": shard.checkpoint,
+        "committed": shard.checkpoint != "",
+        "consumer": shard.consumer,
+        "update_time": _iso(update),
+        "update_time_us": _us(update) if update is not None else 0,
+        "commit_age_seconds": _round(shard.commit_age_seconds),
+        "consumed_time": _iso(shard.consumed_time),
+        "latest_time": _iso(shard.latest_time),
+        "lag_seconds": _round(shard.lag_seconds),
+        "expired": shard.expired,
+        "caught_up": shard.caught_up,
+        "status": None if verdict is None else verdict.status.name.lower(),
+        "reason": None if verdict is None else verdict.reason,
+    }
+
+
+def group_dict(view: GroupView) -> dict[str, Any]:
+    """One group as a JSON object (an NDJSON line): names, verdict and why, lag, ages, and a row
+    per shard (raw cursors included), or the error."""
     result = view.result
     t = result.target
     out: dict[str, Any] = {
@@ -202,17 +245,35 @@ def group_dict(view: GroupView, now: datetime) -> dict[str, Any]:
         "consumer_group": t.consumer_group,
         "shard": t.shard,
         "ok": result.ok,
-        "status": view.status.value,
+        "status": view.status.name.lower(),
+        "reason": view.health.reason,
+        "lag_seconds": _round(view.lag_seconds),
+        "worst_shard": view.worst_shard,
         "last_commit_time": _iso(view.last_commit_time),
         "last_commit_age_seconds": view.last_commit_age_seconds,
         "oldest_commit_age_seconds": view.oldest_commit_age_seconds,
     }
     if result.error is not None:
         out["error"] = error_dict(result.error)
-    else:
-        cps = result.checkpoints or ()
-        out["shards"] = len(cps)
-        out["committed_shards"] = sum(cp.committed for cp in cps)
-        out["consumers"] = sorted({cp.consumer for cp in cps if cp.consumer})
-        out["checkpoints"] = [checkpoint_dict(cp, now) for cp in cps]
+        return out
+    assert result.lag is not None
+    shards = result.lag.shards
+    verdicts = {v.shard: v for v in view.health.shards}
+    out["as_of"] = _iso(result.lag.as_of)
+    out["shards"] = len(shards)
+    out["committed_shards"] = sum(s.checkpoint != "" for s in shards)
+    out["consumers"] = sorted({s.consumer for s in shards if s.consumer})
+    out["checkpoints"] = [shard_lag_dict(s, verdicts.get(s.shard)) for s in shards]
     return out
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+def _us(when: datetime) -> int:
+    """Microseconds since the epoch, exactly (SLS's updateTime unit)."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

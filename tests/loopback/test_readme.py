@@ -183,13 +183,20 @@ def test_cli_examples_run_as_printed(emulator: str, bin_dir: str) -> None:
         ("app-log", "cg-main"),
         ("web-log", "cg-main"),
     ]
-    # --problems: cg-main is STALE, the other two never committed; nothing is ok here.
+    # lag of app-log: cg-main is far behind and has not committed since 2018 (STOP), so it exits 1.
+    lag = out.split("PROJECT")[-2]
+    assert [line.split()[2] for line in lag.splitlines()[1:] if line.strip()][:2] == ["cg-main", "cg-audit"]
+    assert " STOP " in lag
+    assert "exit 1: a group is behind or stuck" in out
+    # --problems: only cg-main is not OK (the other two never committed: no lag to judge).
     table = out.split("PROJECT")[-1]
-    assert [line.split()[2] for line in table.splitlines()[1:] if line.strip()] == [
-        "cg-main",
-        "cg-audit",
-        "cg-main",
+    assert [line.split()[2] for line in table.splitlines()[1:] if line.strip()] == ["cg-main"]
+    assert table.rstrip().endswith("STOP")
+    # One summary line per scan or lag (app-* has two groups), nothing else: checkpoints print none.
+    assert [line.split(", ")[0] for line in done.stderr.splitlines()] == [
+        "2 groups",
+        "3 groups",
+        "2 groups",
+        "3 groups",
     ]
-    # One summary line per scan (app-* has two groups), nothing else: checkpoints print none.
-    assert [line.split(", ")[0] for line in done.stderr.splitlines()] == ["2 groups", "3 groups", "3 groups"]
     assert "demo-secret" not in out + done.stderr

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from aiosls import credentials
-from aiosls.cli import exits, options, output, triage
+from aiosls.cli import exits, options, output, scan, triage
 from aiosls.cli.run import summary_line
 from aiosls.errors import (
     AuthError,
@@ -23,94 +23,140 @@ from aiosls.errors import (
     ConnectError,
     NotFoundError,
     ReadTimeout,
+    SlsError,
     ThrottlingError,
 )
-from aiosls.models import CheckpointResult, CheckpointTarget, ShardCheckpoint
+from aiosls.health import Health, HealthEvaluator
+from aiosls.models import CheckpointTarget, GroupLag, LagResult, ShardLag
 from tests.helpers import T0
 
 TARGET = CheckpointTarget("p1x", "app-log", "cg-main")
 
 
-def _us(seconds_ago: float) -> int:
-    return int((T0 - timedelta(seconds=seconds_ago)).timestamp() * 1_000_000)
+def _shard(
+    shard: int,
+    lag: float | None,
+    commit_ago: float | None = 5.0,
+    consumer: str = "c-1",
+    *,
+    checkpoint: str = "QQ==",
+) -> ShardLag:
+    """A shard ``lag`` seconds behind whose last commit was ``commit_ago`` seconds before T0."""
+    if commit_ago is None:
+        return ShardLag(shard, "", "", None, None, T0 - timedelta(seconds=1), None, None)
+    latest = T0 - timedelta(seconds=1)
+    consumed = None if lag is None else latest - timedelta(seconds=lag)
+    return ShardLag(
+        shard,
+        checkpoint,
+        consumer,
+        T0 - timedelta(seconds=commit_ago),
+        consumed,
+        latest,
+        lag,
+        max(0.0, commit_ago),
+        caught_up=lag == 0.0,
+    )
 
 
-def _cp(shard: int, seconds_ago: float | None, consumer: str = "c-1") -> ShardCheckpoint:
-    if seconds_ago is None:
-        return ShardCheckpoint(shard, "", 0, "")
-    return ShardCheckpoint(shard, "QQ==", _us(seconds_ago), consumer)
+def _view(*shards: ShardLag, group: str = "cg-main", allowed_lag: float = 60.0) -> triage.GroupView:
+    result = LagResult(CheckpointTarget("p1x", "app-log", group), GroupLag(TARGET, shards, T0))
+    return triage.evaluate(result, HealthEvaluator(allowed_lag=allowed_lag, window=1))
 
 
-def _view(*cps: ShardCheckpoint, stale_after: float = 300.0) -> triage.GroupView:
-    return triage.evaluate(CheckpointResult(TARGET, cps), T0, stale_after=stale_after)
+def _failed(error: Exception) -> triage.GroupView:
+    assert isinstance(error, SlsError)
+    return triage.evaluate(LagResult(TARGET, error=error), HealthEvaluator(window=1))
 
 
-# --- statuses -------------------------------------------------------------------------------------
+# --- statuses: one observation, HealthEvaluator(window=1) ------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("cps", "status"),
+    ("shards", "status"),
     [
-        ((_cp(0, 10), _cp(1, 20)), triage.Status.OK),
-        ((_cp(0, 10), _cp(1, None)), triage.Status.PARTIAL),
-        ((_cp(0, None), _cp(1, None)), triage.Status.NEVER_COMMITTED),
-        ((), triage.Status.NEVER_COMMITTED),
-        ((_cp(0, 10, ""), _cp(1, 20, "")), triage.Status.UNASSIGNED),
-        ((_cp(0, 301), _cp(1, 900)), triage.Status.STALE),
-        ((_cp(0, 301), _cp(1, None)), triage.Status.STALE),  # stale outranks partial
-        ((_cp(0, 10), _cp(1, 9000)), triage.Status.OK),  # the newest commit decides (for now)
+        ((_shard(0, 0.0), _shard(1, 20.0)), Health.OK),
+        ((_shard(0, 0.0, commit_ago=90_000),), Health.OK),  # caught up: an idle shard is fine
+        ((_shard(0, 10.0), _shard(1, None, None)), Health.OK),  # never committed: lag unknown
+        ((_shard(0, 61.0),), Health.WARN),
+        ((_shard(0, 30.0, commit_ago=900),), Health.STOP),  # data waits, nothing committed
+        ((_shard(0, 3000.0, commit_ago=900), _shard(1, 5.0)), Health.STOP),  # the worst shard's
+        ((), Health.OK),
     ],
 )
-def test_status_from_commit_ages(cps: tuple[ShardCheckpoint, ...], status: triage.Status) -> None:
-    assert _view(*cps).status is status
+def test_status_is_the_single_observation_verdict(shards: tuple[ShardLag, ...], status: Health) -> None:
+    view = _view(*shards)
+    assert view.status is status
+    assert view.label == status.name
 
 
-def test_ages_are_seconds_from_the_newest_and_the_oldest_commit() -> None:
-    view = _view(_cp(0, 10), _cp(1, 9000), _cp(2, None))
+def test_allowed_lag_decides_warn() -> None:
+    assert _view(_shard(0, 300.0), allowed_lag=600).status is Health.OK
+    assert _view(_shard(0, 300.0), allowed_lag=60).status is Health.WARN
+
+
+def test_lag_and_ages_of_a_view() -> None:
+    view = _view(_shard(0, 10.0, commit_ago=10), _shard(1, 250.0, commit_ago=30), _shard(2, None, None))
+    assert (view.lag_seconds, view.worst_shard) == (250.0, 1)
     assert view.last_commit_age_seconds == 10.0
-    assert view.oldest_commit_age_seconds == 9000.0
+    assert view.oldest_commit_age_seconds == 30.0
     assert view.last_commit_time == T0 - timedelta(seconds=10)
 
 
-def test_a_commit_from_the_future_is_age_zero_not_negative() -> None:
-    assert _view(_cp(0, -5)).last_commit_age_seconds == 0.0
-
-
-def test_an_error_is_the_worst_status_and_names_its_code() -> None:
-    error = NotFoundError("gone", error_code="ConsumerGroupNotExist", status=404)
-    view = triage.evaluate(CheckpointResult(TARGET, error=error), T0, stale_after=300)
-    assert view.status is triage.Status.ERROR
-    assert view.label == "ERROR ConsumerGroupNotExist"
-    doc = triage.group_dict(view, T0)
-    assert doc["status"] == "error"
+def test_an_error_is_err_and_names_its_code() -> None:
+    view = _failed(NotFoundError("gone", error_code="ConsumerGroupNotExist", status=404))
+    assert view.status is Health.ERR
+    assert view.label == "ERR ConsumerGroupNotExist"
+    doc = triage.group_dict(view)
+    assert (doc["status"], doc["ok"], doc["lag_seconds"]) == ("err", False, None)
     assert doc["error"]["code"] == "ConsumerGroupNotExist"
     assert "checkpoints" not in doc
 
 
-def test_worst_first_then_oldest_then_name() -> None:
-    def named(group: str, *cps: ShardCheckpoint) -> triage.GroupView:
-        result = CheckpointResult(CheckpointTarget("p1x", "app-log", group), cps)
-        return triage.evaluate(result, T0, stale_after=300)
-
-    error = triage.evaluate(CheckpointResult(TARGET, error=ThrottlingError("x")), T0, stale_after=300)
+def test_worst_first_then_largest_lag_then_name() -> None:
     views = [
-        named("b-ok", _cp(0, 5)),
-        named("a-ok", _cp(0, 5)),
-        named("stale-recent", _cp(0, 400)),
-        named("never", _cp(0, None)),
-        error,
-        named("stale-old", _cp(0, 4000)),
+        _view(_shard(0, 5.0), group="b-ok"),
+        _view(_shard(0, 5.0), group="a-ok"),
+        _view(_shard(0, 100.0), group="warn-small"),
+        _view(_shard(0, 5000.0), group="warn-big"),
+        _view(_shard(0, 100.0, commit_ago=900), group="stop"),
+        _failed(ThrottlingError("x")),
     ]
     order = [v.result.target.consumer_group for v in triage.worst_first(views)]
-    assert order == ["cg-main", "stale-old", "stale-recent", "never", "a-ok", "b-ok"]
+    assert order == ["cg-main", "stop", "warn-big", "warn-small", "a-ok", "b-ok"]
 
 
 def test_json_row_keeps_raw_cursors_and_units_in_names() -> None:
-    doc = triage.group_dict(_view(_cp(0, 12.5), _cp(1, None)), T0)
-    assert doc["checkpoints"][0]["checkpoint"] == "QQ=="
-    assert doc["checkpoints"][0]["commit_age_seconds"] == 12.5
-    assert doc["checkpoints"][1]["commit_age_seconds"] is None
-    assert (doc["status"], doc["last_commit_age_seconds"], doc["committed_shards"]) == ("partial", 12.5, 1)
+    doc = triage.group_dict(_view(_shard(0, 12.5, commit_ago=3), _shard(1, None, None)))
+    assert (doc["status"], doc["lag_seconds"], doc["worst_shard"], doc["committed_shards"]) == (
+        "ok",
+        12.5,
+        0,
+        1,
+    )
+    first, never = doc["checkpoints"]
+    assert first["checkpoint"] == "QQ=="
+    assert (first["lag_seconds"], first["commit_age_seconds"]) == (12.5, 3.0)
+    assert first["latest_time"] == (T0 - timedelta(seconds=1)).isoformat()
+    assert first["consumed_time"] == (T0 - timedelta(seconds=13.5)).isoformat()
+    assert first["update_time_us"] == int((T0 - timedelta(seconds=3)).timestamp() * 1_000_000)
+    assert (first["expired"], first["caught_up"], first["status"]) == (False, False, "ok")
+    assert (never["checkpoint"], never["lag_seconds"], never["update_time"], never["committed"]) == (
+        "",
+        None,
+        None,
+        False,
+    )
+
+
+def test_lag_table_cells_are_human_and_escaped() -> None:
+    view = _view(_shard(0, 192.0), group="cg-\x1b[31mred")
+    headers, rows, right = scan.table_rows([view], "lag")
+    assert headers[3:7] == ["LAG", "WORST SHARD", "LAST COMMIT", "STATUS"]
+    cells = [c.plain for c in rows[0]]
+    assert cells[3:7] == ["3m12s", "0", "5s", "WARN"]
+    assert "\x1b" not in "".join(cells)
+    assert right == {3, 4, 5}
 
 
 @pytest.mark.parametrize(
@@ -309,3 +355,33 @@ def test_a_long_table_on_a_terminal_is_plain() -> None:
     rows = [[output.cell(f"cg-{i}")] for i in range(output.MAX_RICH_ROWS + 1)]
     output.print_table(console, ("GROUP",), rows)
     assert out.getvalue() == output.plain_table(("GROUP",), rows)
+
+
+def test_discovery_progress_becomes_display_steps() -> None:
+    from aiosls.discovery import DiscoveryProgress
+
+    class Recording(output.NullProgress):
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, int]] = []
+
+        def project_done(self) -> None:
+            self.calls.append(("project_done", 1))
+
+        def found(self, targets: int = 1) -> None:
+            self.calls.append(("found", targets))
+
+        def discovered(self) -> None:
+            self.calls.append(("discovered", 0))
+
+    progress = Recording()
+    display = scan._DiscoveryDisplay(progress)
+    for step in [(0, 2, 3), (0, 2, 5), (1, 2, 5), (2, 2, 9), (2, 2, 9)]:
+        display(DiscoveryProgress(*step))
+    assert progress.calls == [
+        ("found", 3),
+        ("found", 2),
+        ("project_done", 1),
+        ("project_done", 1),
+        ("found", 4),
+        ("discovered", 0),  # once, however often the final progress is reported
+    ]
