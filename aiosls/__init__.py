@@ -6,7 +6,6 @@ from .credentials import (
     Credentials,
     CredentialsProvider,
     EnvironmentCredentialsProvider,
-    RefreshingCredentialsProvider,
     StaticCredentialsProvider,
 )
 from .errors import (
@@ -38,6 +37,7 @@ from .models import (
     ShardCheckpoint,
     ShardLag,
 )
+from .providers import DefaultCredentialsProvider, RefreshingCredentialsProvider
 from .retry import DEFAULT_RETRY, NO_RETRY, UPDATE_CHECKPOINT_RETRY, Backoff, RetryPolicy
 from .service import CheckpointService
 from .timeouts import Timeouts
@@ -66,6 +66,7 @@ __all__ = [
     "ConsumerGroup",
     "Credentials",
     "CredentialsProvider",
+    "DefaultCredentialsProvider",
     "EnvironmentCredentialsProvider",
     "GroupHealth",
     "GroupLag",

@@ -1,15 +1,18 @@
 """The pure protocol core: operations -> signed ``HttpRequest``; ``HttpResponse`` -> models/errors.
 
 No sockets, no clock (``now`` is an argument), no asyncio, no logging. Builders validate every
-name first (spec §11), percent-encode each path segment and query value (RFC 3986), and the
-signature is computed over exactly the path and query bytes that go on the wire.
+name first (``docs/protocol.md``, "Names"), percent-encode each path segment and query value
+(RFC 3986), and the signature is computed over exactly the path and query bytes that go on the
+wire. Server text that ends up in an error is escaped and capped (:func:`aiosls._text.safe_text`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -19,7 +22,8 @@ from cattrs.v import format_exception
 
 from . import names, signing
 from ._http import HttpRequest, HttpResponse
-from ._serde import CONVERTER, dumps, loads
+from ._serde import CONVERTER, DETAILED_CONVERTER, dumps, loads
+from ._text import safe_text
 from .credentials import Credentials
 from .endpoint import Endpoint
 from .errors import ResponseParseError, SlsError, ValidationError, error_class
@@ -83,7 +87,7 @@ _cached_group_path = lru_cache(maxsize=16384)(_checked_group_path)
 
 
 def _logstore_path(project: str, logstore: str) -> str:
-    """Validate ``project`` and ``logstore`` (spec §11); return the logstore's encoded path."""
+    """Validate ``project`` and ``logstore``; return the logstore's encoded path."""
     try:
         return _cached_logstore_path(project, logstore)
     except TypeError:  # unhashable, so certainly not a name: let the validators say why
@@ -150,11 +154,20 @@ def _text(value: object, argument: str, *, allow_empty: bool = False, max_length
         raise ValidationError(
             f"{argument} must be {kind} of at most {max_length} characters", error_code="ParameterInvalid"
         )
+    # str.isascii() is the fast path; otherwise a lone surrogate is what UTF-8 cannot encode.
+    # Raised outside the handler so the value (a cursor, a consumer name) is not kept on
+    # __context__ either.
+    if not value.isascii() and not _encodes(value):
+        raise ValidationError(f"{argument} is not valid text (it holds a lone surrogate)")
+    return value
+
+
+def _encodes(value: str) -> bool:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError(f"{argument} is not valid text (it holds a lone surrogate)") from None
-    return value
+        return False
+    return True
 
 
 def _check_consumer(consumer: object) -> str:
@@ -398,9 +411,17 @@ def build_request(
 # --- responses ------------------------------------------------------------------------------------
 
 _EXCERPT: Final = 200
-# An errorMessage longer than this is cut: a proxy or a bug can send megabytes, and the message
-# ends up in logs and exception reprs.
+# Server text is escaped (no ANSI escape or newline reaches a terminal or forges a log line) and
+# cut: a proxy or a bug can send megabytes, and it ends up in logs and exception reprs. A code
+# stays short enough to use as one (every real SLS code is under 40 characters).
 _MAX_MESSAGE: Final = 1000
+_MAX_CODE: Final = 128
+_MAX_REQUEST_ID: Final = 128
+
+
+def _request_id(response: HttpResponse) -> str | None:
+    rid = response.request_id
+    return None if rid is None else safe_text(rid, _MAX_REQUEST_ID)
 
 
 def _excerpt(body: bytes) -> str:
@@ -419,25 +440,24 @@ def error_from_response(response: HttpResponse, operation: str = "") -> SlsError
         data = None
     if isinstance(data, dict):
         raw_code, raw_msg = data.get("errorCode"), data.get("errorMessage")
-        code = raw_code if isinstance(raw_code, str) and raw_code else None
-        message = raw_msg if isinstance(raw_msg, str) else None
-        if message is not None and len(message) > _MAX_MESSAGE:
-            message = message[:_MAX_MESSAGE] + "..."
+        code = safe_text(raw_code, _MAX_CODE) if isinstance(raw_code, str) and raw_code else None
+        message = safe_text(raw_msg, _MAX_MESSAGE) if isinstance(raw_msg, str) else None
     if message is None:
         shown = f": {_excerpt(response.body)!r}" if response.body else " with an empty body"
         message = f"HTTP {response.status} without an SLS error body{shown}"
     if operation:
         message = f"{operation}: {message}"
     cls = error_class(response.status, code)
-    return cls(message, error_code=code, status=response.status, request_id=response.request_id)
+    return cls(message, error_code=code, status=response.status, request_id=_request_id(response))
 
 
 def _parse_error(response: HttpResponse, operation: str, why: str) -> ResponseParseError:
+    why = safe_text(why, _MAX_MESSAGE)
     return ResponseParseError(
         f"{operation}: unexpected response body ({why}): {_excerpt(response.body)!r}",
         error_code="BadResponse",
         status=response.status,
-        request_id=response.request_id,
+        request_id=_request_id(response),
     )
 
 
@@ -451,70 +471,82 @@ def _json(response: HttpResponse, operation: str) -> Any:
 
 
 def _reason(exc: BaseException, type_: type | None) -> str:
-    # Our own validators explain themselves ("update_time_us -5 is out of range"); cattrs'
-    # default would say only "invalid value".
-    if type(exc) is ValueError and str(exc):
-        return str(exc)
+    # Our own validators and strict hooks explain themselves ("updateTime -5 is out of range",
+    # "expected an integer, got str '0'"); cattrs' default would say only "invalid value".
+    text = str(exc)
+    if (type(exc) is ValueError and text) or (type(exc) is TypeError and text.startswith("expected ")):
+        return text
     return format_exception(exc, type_)
 
 
-def _wire_paths(messages: list[str], cls: type) -> list[str]:
-    """cattrs names our fields (``$.update_time_us``); say the key the response has (``updateTime``)."""
-    renames = {f"$.{a.name}": f"$.{a.metadata['wire']}" for a in attrs.fields(cls) if "wire" in a.metadata}
-    out = []
-    for message in messages:
-        head, sep, path = message.rpartition(" @ ")
-        out.append(f"{head}{sep}{renames.get(path, path)}" if sep else message)
-    return out
+def _wire_path(path: str, renames: Mapping[str, str]) -> str:
+    """cattrs names our fields (``$[1].update_time_us``); say the key the response has
+    (``$[1].updateTime``)."""
+    head, dot, last = path.rpartition(".")
+    return f"{head}{dot}{renames[last]}" if dot and last in renames else path
 
 
-def _structure(response: HttpResponse, operation: str, data: Any, cls: type[_T]) -> _T:
+def _why(data: list[Any], list_type: Any, fallback: BaseException) -> tuple[str, BaseException]:
+    """Why ``data`` does not structure as ``list_type``: the detailed converter (same hooks)
+    re-runs it to name each failing entry and field. Only malformed responses come here."""
     try:
-        return CONVERTER.structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
-        if isinstance(exc, cattrs.BaseValidationError):
-            why = "; ".join(_wire_paths(cattrs.transform_error(exc, format_exception=_reason), cls))
-        else:
-            why = str(exc)
-        raise _parse_error(response, operation, why) from exc
+        DETAILED_CONVERTER.structure(data, list_type)
+    except cattrs.BaseValidationError as exc:  # detailed validation wraps every error in one
+        item = list_type.__args__[0]
+        renames = {a.name: a.metadata["wire"] for a in attrs.fields(item) if "wire" in a.metadata}
+        messages = []
+        for message in cattrs.transform_error(exc, format_exception=_reason):
+            head, sep, path = message.rpartition(" @ ")
+            messages.append(f"{head}{sep}{_wire_path(path, renames)}" if sep else message)
+        return "; ".join(messages), exc
+    return str(fallback), fallback  # pragma: no cover - both converters share every hook
+
+
+_SHARD_OF: Final = attrgetter("shard")
+_LIST_HOOKS: Final[dict[type, tuple[Callable[[Any, Any], Any], Any]]] = {}
+
+
+def _list_hook(cls: type) -> tuple[Callable[[Any, Any], Any], Any]:
+    """The converter's generated hook for ``list[cls]``, looked up once: ``structure()`` would
+    build the ``list[cls]`` alias and dispatch on it for every response."""
+    found = _LIST_HOOKS.get(cls)
+    if found is None:
+        list_type = list[cls]  # type: ignore[valid-type]
+        found = _LIST_HOOKS[cls] = (CONVERTER.get_structure_hook(list_type), list_type)
+    return found
 
 
 def _list_of(response: HttpResponse, operation: str, cls: type[_T]) -> list[_T]:
+    """A JSON array of ``cls`` objects, structured by the converter in one call."""
     data = _json(response, operation)
-    if not isinstance(data, list):
+    if type(data) is not list:
         raise _parse_error(response, operation, f"expected a JSON array, got {type(data).__name__}")
-    return [_structure(response, operation, item, cls) for item in data]
-
-
-def _checkpoint_fast(item: Any) -> ShardCheckpoint | None:
-    """A well-formed GetCheckPoint entry without cattrs' generic machinery (4x faster), or
-    None for anything else, which then takes the converter's path and gets its exact error."""
-    if type(item) is not dict:
-        return None
-    shard, checkpoint = item.get("shard"), item.get("checkpoint")
-    update_time, consumer = item.get("updateTime"), item.get("consumer", "")
-    # type() is not isinstance(): the converter is strict too (a JSON true is not a shard).
-    if type(shard) is int and type(checkpoint) is str and type(update_time) is int and type(consumer) is str:
-        try:
-            return ShardCheckpoint(shard, checkpoint, update_time, consumer)
-        except ValueError:  # an updateTime out of range: the converter path reports it
-            return None
-    return None
+    hook, list_type = _list_hook(cls)
+    try:
+        result: list[_T] = hook(data, list_type)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        why, cause = _why(data, list_type, exc)
+        raise _parse_error(response, operation, why) from cause
+    return result
 
 
 def parse_checkpoints(response: HttpResponse) -> list[ShardCheckpoint]:
-    """GetCheckPoint's answer: one entry per shard, ``[]`` for a shard that does not exist."""
-    data = _json(response, "GetCheckPoint")
-    checkpoints: list[ShardCheckpoint] = []
-    if type(data) is list:
-        for item in data:
-            checkpoint = _checkpoint_fast(item)
-            if checkpoint is None:
-                break
-            checkpoints.append(checkpoint)
-        else:
-            return checkpoints
-    return _list_of(response, "GetCheckPoint", ShardCheckpoint)
+    """GetCheckPoint's answer: one entry per shard, ``[]`` for a shard that does not exist.
+
+    Shard ids are unique and in 0..2**31-1: anything else is not an answer we can attribute.
+    """
+    checkpoints = _list_of(response, "GetCheckPoint", ShardCheckpoint)
+    if checkpoints:
+        ids = set(map(_SHARD_OF, checkpoints))
+        if len(ids) != len(checkpoints):
+            counts = Counter(cp.shard for cp in checkpoints)
+            dup = min(shard for shard, n in counts.items() if n > 1)
+            raise _parse_error(response, "GetCheckPoint", f"duplicate shard id {dup}")
+        low, high = min(ids), max(ids)
+        if low < 0 or high > names.MAX_SHARD:
+            bad = low if low < 0 else high
+            raise _parse_error(response, "GetCheckPoint", f"shard id {bad} is out of range")
+    return checkpoints
 
 
 def parse_consumer_groups(response: HttpResponse) -> list[ConsumerGroup]:

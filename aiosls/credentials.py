@@ -1,39 +1,36 @@
-"""Access keys and where they come from: a secret-safe snapshot and async providers.
+"""Access keys: a secret-safe snapshot, the provider protocol, static and environment providers.
 
 Signing always takes a :class:`Credentials` snapshot, never a provider, so a refresh in the
-middle of a fan-out can never mix a new key id with an old secret.
+middle of a fan-out can never mix a new key id with an old secret. This module is part of the
+pure core (no asyncio): the providers that need the event loop (refreshing, the official
+default chain) live in :mod:`aiosls.providers` and are importable from here too (lazily).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
 
 from .errors import AuthError
 
+if TYPE_CHECKING:
+    from .providers import DefaultCredentialsProvider, RefreshingCredentialsProvider
+
 __all__ = [
     "Credentials",
     "CredentialsProvider",
+    "DefaultCredentialsProvider",
     "EnvironmentCredentialsProvider",
     "RefreshingCredentialsProvider",
     "StaticCredentialsProvider",
 ]
 
-logger = logging.getLogger("aiosls.credentials")
-
 ENV_ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ENV_ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 ENV_SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @attrs.frozen(repr=False)
@@ -54,10 +51,14 @@ class Credentials:
             raise ValueError("Credentials need a non-empty access_key_id and access_key_secret")
         for name in ("access_key_id", "access_key_secret", "security_token"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value.isprintable()):
-                # Typically a newline pasted from a file. The value itself is never quoted.
+            # Printable ASCII only: typically a newline pasted from a file, or a non-ASCII
+            # character that one HTTP client would send as Latin-1 and another as UTF-8.
+            # The value itself is never quoted.
+            if value is not None and (
+                not isinstance(value, str) or not (value.isascii() and value.isprintable())
+            ):
                 raise ValueError(
-                    f"Credentials.{name} must be printable text (no newline or control character)"
+                    f"Credentials.{name} must be printable ASCII (no newline, control or non-ASCII character)"
                 )
 
     def __repr__(self) -> str:
@@ -126,86 +127,15 @@ class EnvironmentCredentialsProvider:
         return "EnvironmentCredentialsProvider()"
 
 
-class RefreshingCredentialsProvider:
-    """Wraps an async ``fetch`` (e.g. an STS AssumeRole call) and refreshes ahead of expiry.
+# The asyncio-using providers live in aiosls.providers; importing them here lazily (PEP 562)
+# keeps `from aiosls.credentials import RefreshingCredentialsProvider` working while this module,
+# which the signing core imports, never pulls in asyncio.
+_LAZY: Final = frozenset({"DefaultCredentialsProvider", "RefreshingCredentialsProvider"})
 
-    Within ``advisory`` of expiry one caller refreshes while the others keep using the current
-    token; if that refresh fails it is logged and the old token kept. Within ``mandatory`` of
-    expiry (or with no token yet) every caller waits for the refresh, and a failure raises.
-    Only one refresh runs at a time, however many requests ask (one ``asyncio.Lock``).
-    """
 
-    def __init__(
-        self,
-        fetch: Callable[[], Awaitable[Credentials]],
-        *,
-        advisory: timedelta = timedelta(minutes=5),
-        mandatory: timedelta = timedelta(minutes=1),
-        clock: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        if mandatory > advisory:
-            raise ValueError("the mandatory refresh window must not exceed the advisory one")
-        self._fetch = fetch
-        self._advisory = advisory
-        self._mandatory = mandatory
-        self._clock = clock
-        self._current: Credentials | None = None
-        self._lock = asyncio.Lock()
-        #: How many times ``fetch`` has been awaited (for monitoring and tests).
-        self.refresh_count = 0
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import providers
 
-    async def get_credentials(self) -> Credentials:
-        current = self._current
-        now = self._clock()
-        if current is not None and not current.expires_within(self._advisory, now):
-            return current
-        if current is not None and not current.expires_within(self._mandatory, now):
-            # Advisory window: refresh if nobody else is, but never make this caller wait.
-            if self._lock.locked():
-                return current
-            return await self._refresh(current, required=False)
-        return await self._refresh(current, required=True)
-
-    async def invalidate(self, stale: Credentials) -> Credentials:
-        """Force a refresh after the server rejected ``stale`` (e.g. an expired token).
-
-        Concurrent callers holding the same stale snapshot cause one refresh between them.
-        """
-        async with self._lock:
-            if self._current is not None and self._current != stale:
-                return self._current
-            self._current = None
-        return await self._refresh(None, required=True)
-
-    async def _refresh(self, seen: Credentials | None, *, required: bool) -> Credentials:
-        """Fetch under the lock, unless someone else did while we waited for it.
-
-        ``seen`` is the snapshot that made the caller refresh. A different one found under the
-        lock was fetched meanwhile: use it unless it is already in the mandatory window, or a
-        token shorter-lived than the advisory window would make every waiter fetch again.
-        """
-        async with self._lock:
-            current = self._current
-            now = self._clock()
-            if current is not None and (
-                not current.expires_within(self._advisory, now)
-                or (current is not seen and not current.expires_within(self._mandatory, now))
-            ):
-                return current
-            try:
-                self.refresh_count += 1
-                fresh = await self._fetch()
-            except Exception as exc:
-                mandatory = current is None or current.expires_within(self._mandatory, now)
-                if required or mandatory or current is None:
-                    raise
-                logger.warning(
-                    "credential refresh failed (%s); keeping the current token until it is due",
-                    type(exc).__name__,
-                )
-                return current
-            self._current = fresh
-            return fresh
-
-    def __repr__(self) -> str:
-        return f"RefreshingCredentialsProvider(current={self._current!r})"
+        return getattr(providers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

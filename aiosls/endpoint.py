@@ -1,4 +1,4 @@
-"""Endpoints: where to connect and what ``Host`` to send for a project (spec §1).
+"""Endpoints: where to connect and what ``Host`` to send for a project (``docs/protocol.md``).
 
 Pure parsing; no DNS. ``cn-hangzhou.log.aliyuncs.com`` means ``https://`` and virtual-host
 style (``{project}.{host}``). An IP address or ``localhost`` is connected to directly and the
@@ -14,7 +14,7 @@ from typing import Final
 
 import attrs
 
-__all__ = ["Endpoint", "derive_region", "parse_endpoint"]
+__all__ = ["Endpoint", "derive_region", "parse_endpoint", "redact_endpoint"]
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _HOST_LABEL: Final = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
@@ -65,10 +65,49 @@ class Endpoint:
         return f"{self.scheme}://{self._netloc(self.host)}"
 
 
+# An IPv6 zone id (RFC 6874: "fe80::1%eth0"): an interface name or number. Anything else, above
+# all CR, LF, NUL or a space, would end up in the Host header (header injection).
+_ZONE_ID: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+_SHOWN_MAX: Final = 100
+
+
+def redact_endpoint(endpoint: object) -> str:
+    """``endpoint`` fit for an error message or a log line: any ``user:password@`` dropped,
+    control characters escaped, at most 100 characters."""
+    text = endpoint if isinstance(endpoint, str) else str(endpoint)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    shown = f"{scheme}{sep}{authority}{slash}{tail}"
+    if len(shown) > _SHOWN_MAX:
+        shown = shown[:_SHOWN_MAX] + "..."
+    return repr(shown)
+
+
+def _bad(reason: str, endpoint: str) -> ValueError:
+    return ValueError(f"{reason}: {redact_endpoint(endpoint)}")
+
+
+def _ipv6(host: str) -> bool:
+    """True for a valid IPv6 address, with an optional well-formed zone id."""
+    address, pct, zone = host.partition("%")
+    if pct and not _ZONE_ID.fullmatch(zone):
+        return False
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_endpoint(endpoint: str) -> Endpoint:
     """Parse ``host``, ``host:port``, ``https://host`` or ``http://host:port`` (IPv6 in brackets).
 
-    No scheme means https. A path, query or credentials in the endpoint are refused.
+    No scheme means https. A path, query or credentials in the endpoint are refused; error
+    messages never show credentials (``user:password@`` is redacted).
 
     :raises ValueError: the endpoint is not of one of those forms.
     """
@@ -78,43 +117,39 @@ def parse_endpoint(endpoint: str) -> Endpoint:
         scheme, _, text = text.partition("://")
         scheme = scheme.lower()
         if scheme not in _DEFAULT_PORTS:
-            raise ValueError(f"endpoint scheme must be http or https, not {scheme!r}")
+            raise _bad("endpoint scheme must be http or https", endpoint)
     text = text.rstrip("/")
-    if not text or any(c in text for c in "/?#@ "):
-        raise ValueError(f"endpoint must be a host with an optional scheme and port: {endpoint!r}")
+    if not text or any(c in text for c in "/?#@ ") or not text.isprintable():
+        raise _bad("endpoint must be a host with an optional scheme and port", endpoint)
     port: int | None = None
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep:
-            raise ValueError(f"unclosed IPv6 bracket in endpoint {endpoint!r}")
+            raise _bad("unclosed IPv6 bracket in endpoint", endpoint)
         if rest:
             if not rest.startswith(":"):
-                raise ValueError(f"bad endpoint {endpoint!r}")
+                raise _bad("bad endpoint", endpoint)
             port = _port(rest[1:], endpoint)
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError as exc:
-            raise ValueError(f"bad IPv6 address in endpoint {endpoint!r}") from exc
+        if not _ipv6(host):
+            raise _bad("bad IPv6 address in endpoint", endpoint)
     elif text.count(":") > 1:
         host = text  # a bare IPv6 address without brackets (no port possible)
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError as exc:
-            raise ValueError(f"bad endpoint {endpoint!r}") from exc
+        if not _ipv6(host):
+            raise _bad("bad endpoint", endpoint)
     else:
         host, sep, port_text = text.partition(":")
         if sep:
             port = _port(port_text, endpoint)
         if not _HOST_LABEL.fullmatch(host):
-            raise ValueError(f"bad host in endpoint {endpoint!r}")
+            raise _bad("bad host in endpoint", endpoint)
         host = host.lower()
     return Endpoint(scheme, host, port)
 
 
 def _port(text: str, endpoint: str) -> int:
     # str.isdigit alone also accepts "²" and fullwidth digits; a port is ASCII.
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
-        raise ValueError(f"bad port in endpoint {endpoint!r}")
+    if not (text.isascii() and text.isdigit() and len(text) <= 5) or not 0 < int(text) < 65536:
+        raise _bad("bad port in endpoint", endpoint)
     return int(text)
 
 

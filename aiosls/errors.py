@@ -161,7 +161,9 @@ class ServiceClosedError(RuntimeError):
     """The service (or transport) was used after ``aclose()``."""
 
 
-# --- code/status -> class (spec §9) -------------------------------------------------------------
+# --- code/status -> class ----------------------------------------------------------------------
+# Codes and statuses: https://www.alibabacloud.com/help/en/sls/developer-reference/error-codes
+# and each operation's API reference page; docs/protocol.md ("Errors") says which are unconfirmed.
 # Codes win over statuses: a 403 is throttling only for the quota codes, and ConsumerGroupQuotaExceed
 # (the 30-groups-per-logstore limit) is a plain client error even though its name ends in QuotaExceed.
 
@@ -200,7 +202,7 @@ _BY_CODE: Final[dict[str, type[SlsError]]] = {
     "RequestTimeExpired": ClockSkewError,
 }
 
-# Spellings differ between SLS answers and SDKs (spec §4.2: "match case-insensitively").
+# Spellings differ between SLS answers and SDKs (ShardNotExsit, ...): match case-insensitively.
 _BY_FOLDED_CODE: Final = {code.casefold(): cls for code, cls in _BY_CODE.items()}
 
 _TRANSIENT_STATUSES: Final = frozenset({500, 502, 503, 504})

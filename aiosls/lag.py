@@ -224,7 +224,8 @@ class LagSweep:
         begin = await self._edge(project, logstore, shard, "begin", limits)
         begin_value = decode_cursor(begin.cursor)
         expired = value is not None and begin_value is not None and value < begin_value
-        return begin.seconds, expired, False
+        # begin == end: every package expired (or none was written): nothing is left to read.
+        return begin.seconds, expired, begin.cursor == end.cursor
 
     async def _edge(
         self, project: str, logstore: str, shard: int, where: str, limits: FanoutLimits | None

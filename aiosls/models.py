@@ -34,7 +34,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 def epoch_to_datetime(value: int) -> datetime:
     """An SLS ``updateTime`` (integer microseconds since the epoch) as an aware UTC datetime.
 
-    Every observed value is microseconds although the doc text says seconds (spec §4.1). As a
+    Every observed value is microseconds although the reference text says seconds (see
+    ``docs/protocol.md``, "GetCheckPoint and updateTime", and the GetCheckPoint API page). As a
     guard we read values below 1e11 as seconds and below 1e14 as milliseconds: a microsecond
     value that small would predate 1973, which no checkpoint can.
 

@@ -1,4 +1,8 @@
-"""SLS naming rules (spec §11), checked before any request is built.
+"""SLS naming rules, checked before any request is built.
+
+The rules are SLS's documented ones (https://www.alibabacloud.com/help/en/sls/developer-reference/
+logstores and the sibling "projects" page); ``docs/protocol.md`` ("Names") says which parts are
+documented and which are not.
 
 A name that breaks a rule raises :class:`~aiosls.errors.ValidationError` naming the argument
 and the rule, so a typo never turns into a request for some other resource.
@@ -12,6 +16,7 @@ from typing import Final
 from .errors import ValidationError
 
 __all__ = [
+    "MAX_SHARD",
     "validate_consumer_group",
     "validate_logstore",
     "validate_project",
@@ -25,6 +30,9 @@ _LOGSTORE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]")
 # Consumer group: charset and length are undocumented [U]; the java SDK (the only official one
 # that validates) uses ^[0-9a-zA-Z_-]{1,128}$, so we do too.
 _CONSUMER_GROUP: Final = re.compile(r"[0-9a-zA-Z_-]{1,128}")
+
+#: Shard ids are signed 32-bit on the server (the SDKs declare them int32).
+MAX_SHARD: Final = 2**31 - 1
 
 _PROJECT_RULE: Final = "3-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
 _LOGSTORE_RULE: Final = "3-63 characters of a-z, 0-9, '_' and '-', starting and ending with a letter or digit"
@@ -58,9 +66,18 @@ def validate_consumer_group(consumer_group: object) -> str:
 
 
 def validate_shard(shard: object, argument: str = "shard") -> int:
-    """Return ``shard`` if it is an int >= 0 (bool is refused), else raise ``ValidationError``."""
-    if isinstance(shard, bool) or not isinstance(shard, int) or shard < 0:
+    """Return ``shard`` if it is an int in 0..2**31-1 (bool is refused), else raise
+    ``ValidationError``. The message stays short whatever the value (``10**5000`` included)."""
+    if isinstance(shard, bool) or not isinstance(shard, int):
         raise ValidationError(
-            f"invalid {argument} {shard!r}: must be an int >= 0", error_code="ParameterInvalid"
+            f"invalid {argument}: must be an int in 0..{MAX_SHARD}, not {type(shard).__name__}",
+            error_code="ParameterInvalid",
         )
-    return shard
+    if not 0 <= shard <= MAX_SHARD:
+        # Never str() a huge int: past 4300 digits that raises, and below it floods the message.
+        shown = str(shard) if -(2**63) <= shard < 2**63 else f"of {shard.bit_length()} bits"
+        raise ValidationError(
+            f"invalid {argument} {shown}: must be an int in 0..{MAX_SHARD}",
+            error_code="ParameterInvalid",
+        )
+    return int(shard)

@@ -2,8 +2,10 @@
 
 Pure functions: no clock (``now`` is passed in), no I/O. The same string-building functions
 serve the client (to sign) and the emulator (to verify), and both are pinned byte for byte by
-the official SDK's vectors in ``tests/unit/signature_vectors.json``. Spec: ``sls-consumer-groups.md``
-§6 (V1), §7 (V4), §8 (verification).
+the official SDK's vectors in ``tests/unit/signature_vectors.json``. References: V1
+https://www.alibabacloud.com/help/en/sls/developer-reference/request-signatures, V4
+https://help.aliyun.com/en/sls/developer-reference/request-signature-v4, and
+``docs/protocol.md`` ("Signatures") for what the pages leave out.
 
 Header names may come in any case: the canonicalisers lower-case them. The headers we add use
 the official py SDK's wire casing (``Date``, ``Content-MD5``, ``Authorization``, lower-case
@@ -122,7 +124,7 @@ def _v1_header_included(name: str) -> bool:
 
 
 def v1_string_to_sign(method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str]) -> str:
-    """The V1 string-to-sign (§6). ``params`` holds *decoded* values; ``path`` is as sent."""
+    """The V1 string-to-sign. ``params`` holds *decoded* values; ``path`` is as sent."""
     lower = {k.lower(): v for k, v in headers.items()}
     canonical_headers = "".join(
         f"{name}:{lower[name]}\n" for name in sorted(filter(_v1_header_included, lower))
@@ -189,7 +191,7 @@ def v4_canonical_query(params: Mapping[str, str]) -> str:
 def v4_canonical_request(
     method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str]
 ) -> tuple[str, str]:
-    """``(canonical_request, signed_headers)`` for V4 (§7 steps 3-5)."""
+    """``(canonical_request, signed_headers)`` for V4: signed headers, canonical query, payload hash."""
     lower = {k.lower(): v for k, v in headers.items()}
     # A list comprehension, not filter() with a predicate: this runs for every header sent.
     names = sorted(
@@ -219,7 +221,7 @@ def _v4_signing_key(secret: str, date: str, region: str) -> bytes:
 
 
 def v4_signature(secret: str, region: str, timestamp: str, canonical_request: str) -> str:
-    """Hex signature over the string-to-sign built from ``canonical_request`` (§7 steps 6-7)."""
+    """Hex signature over the string-to-sign built from ``canonical_request`` (scope, derived key)."""
     date = timestamp[:8]
     scope = f"{date}/{region}/sls/aliyun_v4_request"
     digest = hashlib.sha256(canonical_request.encode()).hexdigest()

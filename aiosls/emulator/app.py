@@ -1,5 +1,5 @@
 """The HTTP face of the emulator: one low-level aiohttp handler that routes, verifies, injects
-faults and answers in SLS's wire format (spec §3, §4, §9).
+faults and answers in SLS's wire format (``docs/protocol.md``).
 
 A plain ``aiohttp.web.Server`` handler (no Application, router or middlewares) keeps the hot
 path short: split the raw path, form-decode the raw query, verify, look up, dump JSON.
@@ -453,7 +453,7 @@ class EmulatorHandler:
         if not checkpoint:
             raise _bad("checkpoint must not be empty")
         consumer = q.get("consumer", "")
-        # py and tea send True/False, others true/false (spec §4.2). Absent is taken as false:
+        # py and tea send True/False, others true/false (docs/protocol.md). Absent is taken as false:
         # what the service does then is [U], and the official SDKs always send it, so the emulator
         # takes the strict default. It also closes a V1 hole: V1 signs the query unencoded, so a
         # signed "consumer=c1&forceSuccess=false" re-encoded as "consumer=c1%26forceSuccess%3Dfalse"

@@ -1,4 +1,4 @@
-"""Server-side signature verification (spec §8), built on :mod:`aiosls.signing`.
+"""Server-side signature verification (``docs/protocol.md``, "Signatures"), built on :mod:`aiosls.signing`.
 
 The string-to-sign and canonical-request builders are the client's own, pinned byte for byte
 by the official SDKs' vectors, so accepting what they sign is a matter of feeding them what
@@ -222,7 +222,8 @@ class Verifier:
             digest = "hmac-sha256"
         else:
             raise _invalid(f"unsupported x-log-signaturemethod {method_name[:32]!r}")
-        # py sends the unsigned copy in x-log-date too; Date wins when both are present (§8).
+        # py sends the unsigned copy in x-log-date too; Date wins when both are present
+        # (docs/protocol.md, "Signatures").
         raw_date = headers.get("date") or headers.get("x-log-date")
         if not raw_date:
             raise _missing("Date header")

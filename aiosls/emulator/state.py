@@ -2,7 +2,7 @@
 
 Pure and synchronous: no sockets, no asyncio; the time comes from an injected clock. Every
 method either returns plain JSON-ready data or raises :class:`ApiError` carrying the SLS error
-code and HTTP status the real service answers with (spec §4, §9).
+code and HTTP status the real service answers with (``docs/protocol.md``; https://www.alibabacloud.com/help/en/sls/developer-reference/error-codes).
 
 Cursor model. A cursor is base64 of a decimal integer, as in the real service, and the integer
 is the package's receive time in nanoseconds (made unique per shard by ``+1`` steps), which is
@@ -544,7 +544,7 @@ class EmulatorState:
     ) -> None:
         """ConsumerGroupUpdateCheckPoint.
 
-        Without ``forceSuccess`` the consumer must be alive and hold the shard (spec §4.2):
+        Without ``forceSuccess`` the consumer must be alive and hold the shard (UpdateCheckPoint):
         ``ConsumerNotExist`` / ``ConsumerNotMatch`` otherwise (400, status [U]).
         """
         cg = self.consumer_group(project, logstore, group)

@@ -2,8 +2,9 @@
 
 It sends the request's already-encoded URL verbatim (``yarl.URL(..., encoded=True)``) and
 suppresses aiohttp's automatic ``Content-Type``: either would change the bytes the signature
-covers (spec §5). A session passed in is borrowed and never closed here; one we create is
-ours, created inside the running loop on first use, and closed by :meth:`aclose`.
+covers (``docs/protocol.md``, "Signatures"). A session passed in is borrowed and never closed
+here; one we create is ours, created inside the running loop on first use, and closed by
+:meth:`aclose`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Final
 import aiohttp
 from yarl import URL
 
+from .._text import safe_text
 from ..errors import (
     CertificateError,
     ConnectError,
@@ -30,6 +32,17 @@ from . import DEFAULT_MAX_RESPONSE_BYTES, ClosingContext, HttpRequest, HttpRespo
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "AiohttpTransport"]
 
+
+def _said(exc: object) -> str:
+    """An aiohttp/OS error's text for our message: it may quote server bytes, so escaped."""
+    return safe_text(exc, 300)
+
+
+def _request_id(resp: aiohttp.ClientResponse) -> str | None:
+    rid = resp.headers.get("x-log-requestid")
+    return None if rid is None else safe_text(rid, 128)
+
+
 _SKIP_CONTENT_TYPE: Final = frozenset({"Content-Type"})
 _SKIP_USER_AGENT: Final = frozenset({"User-Agent"})
 _SKIP_BOTH: Final = _SKIP_CONTENT_TYPE | _SKIP_USER_AGENT
@@ -43,9 +56,23 @@ class AiohttpTransport(ClosingContext):
     :param session: a session to borrow (never closed by us). Its own settings apply.
     :param ssl_context: a custom TLS context; by default certificates are always verified.
     :param connect_timeout: seconds to establish a connection (TCP + TLS).
-    :param read_timeout: default seconds to wait for response bytes (per attempt).
+    :param read_timeout: default seconds for the response of one attempt: no gap between
+        bytes may exceed it, and the whole attempt (connection included) must end within
+        ``connect_timeout + read_timeout``, so a server that drip-feeds bytes cannot hold a
+        call forever. ``send(timeout=...)`` overrides it per attempt.
     :param max_connections: connection pool size (0 = unlimited).
     :param max_response_bytes: larger bodies raise :class:`ResponseParseError`.
+
+    Known limitation (aiohttp 3.14): a response that a server sends *unsolicited* on an idle
+    kept-alive connection, after the previous exchange completed, is queued by aiohttp's
+    protocol and handed to the next request that reuses the connection. The pool checks only
+    that a connection is still open (``TCPConnector._get``), not whether it holds unread
+    bytes, and nothing public tells us which connection a request got. An honest server
+    never does this (HTTP/1.1 answers requests in order); a broken or hostile one can make a
+    request read a stale answer. With an IP endpoint every project shares one origin and so
+    one pool, so that answer may have been meant for another project's call. Use hostname
+    endpoints (one origin per project) or ``Http11Transport`` if you cannot trust the
+    server; ``tests/loopback/test_aiohttp_transport.py`` pins the behaviour.
     """
 
     def __init__(
@@ -107,10 +134,13 @@ class AiohttpTransport(ClosingContext):
         if timeout is None:
             # sock_connect, not connect: it bounds opening a connection (TCP + TLS) and arms no
             # timer when the pool hands out a kept-alive one, which is nearly every request.
+            read = read if read is not None else self._read_timeout
+            # sock_read bounds each gap between bytes; total bounds the whole attempt, so a
+            # server that drip-feeds one byte per gap still cannot hold it forever.
             timeout = aiohttp.ClientTimeout(
-                total=None,
+                total=self._connect_timeout + read,
                 sock_connect=self._connect_timeout,
-                sock_read=read if read is not None else self._read_timeout,
+                sock_read=read,
             )
             self._timeouts[read] = timeout
         return timeout
@@ -144,22 +174,36 @@ class AiohttpTransport(ClosingContext):
                     body = await self._read_capped(request, resp)
                 return HttpResponse(resp.status, resp.headers, body)
         except aiohttp.ClientConnectorCertificateError as exc:
-            raise CertificateError(f"{what}: TLS certificate verification failed: {exc}") from exc
+            error = CertificateError(f"{what}: TLS certificate verification failed: {_said(exc)}")
+            cause: BaseException | None = exc
         except (ConnectionRefusedError, aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise ConnectError(f"{what}: cannot connect: {exc}") from exc
+            error, cause = ConnectError(f"{what}: cannot connect: {_said(exc)}"), exc
         except (TimeoutError, aiohttp.SocketTimeoutError) as exc:
-            raise ReadTimeout(f"{what}: no response within the read timeout") from exc
+            error, cause = ReadTimeout(f"{what}: no complete response within the read timeout"), exc
         except aiohttp.ClientResponseError as exc:
-            # Its request_info holds our request headers (signature, STS token): keep it off the
-            # exception chain, where error reporters would render it. Raised below, unchained.
-            error = TransportError(f"{what}: bad response: {type(exc).__name__}: {exc.status} {exc.message}")
+            # Its request_info holds our request headers (signature, STS token): kept off the
+            # exception chain, where error reporters would render it.
+            error, cause = (
+                TransportError(
+                    f"{what}: bad response: {type(exc).__name__}: {exc.status} {_said(exc.message)}"
+                ),
+                None,
+            )
         except (aiohttp.ClientError, OSError) as exc:
             # Reset, disconnect, truncated body: the request may have been applied.
-            raise TransportError(f"{what}: connection failed: {type(exc).__name__}: {exc}") from exc
-        except ValueError as exc:
-            # aiohttp refuses header values with control characters (e.g. a pasted token) before
-            # sending anything; retrying cannot help. Unchained: the cause may quote the value.
-            error = ValidationError(f"{what}: request refused by the HTTP client: {type(exc).__name__}")
+            error, cause = (
+                TransportError(f"{what}: connection failed: {type(exc).__name__}: {_said(exc)}"),
+                exc,
+            )
+        except ValueError:
+            # aiohttp refuses header values with control characters before sending anything;
+            # retrying cannot help. Unchained: the cause may quote the value (a token).
+            error, cause = ValidationError(f"{what}: request refused by the HTTP client"), None
+        # Raised here, outside the handlers, so nothing lands on __context__ implicitly: the
+        # chain holds only the cause named above, whose own chain aiohttp built from sockets
+        # and parsers (never from our request headers; tests walk it).
+        error.__cause__ = cause
+        error.__suppress_context__ = True
         raise error
 
     async def _read_capped(self, request: HttpRequest, resp: aiohttp.ClientResponse) -> bytes:
@@ -178,7 +222,7 @@ class AiohttpTransport(ClosingContext):
             what,
             self._max_response_bytes,
             resp.status,
-            resp.headers.get("x-log-requestid"),
+            _request_id(resp),
         )
 
     async def aclose(self) -> None:

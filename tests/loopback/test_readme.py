@@ -59,7 +59,7 @@ def emulator() -> Iterator[str]:
 
 
 def test_readme_has_the_examples_this_file_runs() -> None:
-    assert len(PYTHON) == 4
+    assert len(PYTHON) == 5
     assert any("aiosls demo" in code for code in SHELL)
     assert any(code.startswith("export ALIBABA_CLOUD_ACCESS_KEY_ID") for code in SHELL)
 
@@ -70,7 +70,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert test_command in ci
 
 
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(4))
 def test_python_examples_run(emulator: str, index: int) -> None:
     code = [c for c in PYTHON if "def test_" not in c][index]
     done = subprocess.run(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -19,6 +22,7 @@ from aiosls import (
     RefreshingCredentialsProvider,
     StaticCredentialsProvider,
 )
+from aiosls.providers import DefaultCredentialsProvider
 
 T0 = datetime(2024, 9, 5, 8, 30, tzinfo=UTC)
 SECRET = "s3cret/0001+abcdEFGH"
@@ -86,9 +90,7 @@ def test_repr_and_str_show_the_key_id_only() -> None:
     )
 
 
-_PRINTABLE = st.text(
-    st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs")), min_size=1
-)
+_PRINTABLE = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1)
 
 
 @given(secret=_PRINTABLE, other_secret=_PRINTABLE, token=_PRINTABLE, other_token=_PRINTABLE)
@@ -110,6 +112,20 @@ def test_control_characters_are_refused_without_echoing_the_value(field: str, ba
     with pytest.raises(ValueError, match=f"Credentials.{field} must be printable") as info:
         Credentials(values["access_key_id"], values["access_key_secret"], values["security_token"])
     assert "tok3n" not in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["access_key_id", "access_key_secret", "security_token"])
+@pytest.mark.parametrize(
+    "bad", ["tok3n-s\u00e9cret", "tok3n\u00a0value", "\u043a\u043b\u044e\u0447tok3n", "tok3n\u2028"]
+)
+def test_non_ascii_is_refused_without_echoing_the_value(field: str, bad: str) -> None:
+    # One transport sent such a value as Latin-1 and the other as UTF-8 (issue 11 item 6).
+    values = {"access_key_id": "LTAIkey", "access_key_secret": "secret", "security_token": "token"}
+    values[field] = bad
+    with pytest.raises(ValueError, match=f"Credentials.{field} must be printable ASCII") as info:
+        Credentials(values["access_key_id"], values["access_key_secret"], values["security_token"])
+    assert "tok3n" not in str(info.value)
+    assert "tok3n" not in repr(info.value.args)
 
 
 def test_environment_values_are_stripped() -> None:
@@ -384,3 +400,156 @@ async def test_refreshing_provider_defaults_to_the_wall_clock() -> None:
     first = await p.get_credentials()
     assert await p.get_credentials() is first
     assert fetch.calls == 1
+
+
+# --- DefaultCredentialsProvider: the official default chain --------------------------------------
+
+auth_util = pytest.importorskip("alibabacloud_credentials.utils.auth_util")
+
+
+@pytest.fixture
+def isolated_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """The official chain reads its environment variables once, at import: set its copies.
+
+    ECS metadata and the CLI profile are switched off, so nothing touches the network or the
+    real home directory; returns a setter for the chain's environment variables.
+    """
+    names = {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": "environment_access_key_id",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "environment_access_key_secret",
+        "ALIBABA_CLOUD_SECURITY_TOKEN": "environment_security_token",
+        "ALIBABA_CLOUD_CREDENTIALS_FILE": "environment_credentials_file",
+    }
+    for attr in names.values():
+        monkeypatch.setattr(auth_util, attr, None)
+    monkeypatch.setattr(auth_util, "environment_credentials_file", str(tmp_path / "missing.ini"))
+    monkeypatch.setattr(auth_util, "enable_oidc_credential", False)
+    monkeypatch.setattr(auth_util, "environment_ecs_metadata_disabled", "true")
+    monkeypatch.setattr(auth_util, "environment_cli_profile_disabled", "true")
+    monkeypatch.setattr(auth_util, "environment_credentials_uri", None)
+
+    def setenv(name: str, value: str) -> None:
+        monkeypatch.setattr(auth_util, names[name], value)
+
+    return setenv
+
+
+async def test_default_chain_from_environment_variables(isolated_chain: Any) -> None:
+    isolated_chain("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenvkey")
+    isolated_chain("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+    isolated_chain("ALIBABA_CLOUD_SECURITY_TOKEN", TOKEN)
+    clock = Clock()
+    p = DefaultCredentialsProvider(clock=clock)
+    creds = await p.get_credentials()
+    assert (creds.access_key_id, creds.access_key_secret, creds.security_token) == (
+        "LTAIenvkey",
+        SECRET,
+        TOKEN,
+    )
+    # Cached: the chain is not asked again until the snapshot nears its (cache) expiry.
+    assert await p.get_credentials() is creds
+    assert p.refresh_count == 1
+    assert creds.expiration == T0 + timedelta(minutes=10)
+    clock.now += timedelta(minutes=6)  # inside the advisory window: asked again
+    await p.get_credentials()
+    assert p.refresh_count == 2
+    for text in (repr(p), str(p)):
+        assert SECRET not in text
+        assert TOKEN not in text
+    assert "LTAIenvkey" in repr(p)
+
+
+async def test_default_chain_from_a_credentials_file(isolated_chain: Any, tmp_path: Any) -> None:
+    path = tmp_path / "credentials.ini"
+    path.write_text(
+        f"[default]\ntype = access_key\naccess_key_id = LTAIfilekey\naccess_key_secret = {SECRET}\n"
+    )
+    isolated_chain("ALIBABA_CLOUD_CREDENTIALS_FILE", str(path))
+    creds = await DefaultCredentialsProvider().get_credentials()
+    assert (creds.access_key_id, creds.access_key_secret, creds.security_token) == (
+        "LTAIfilekey",
+        SECRET,
+        None,
+    )
+
+
+async def test_default_chain_with_nothing_configured_is_an_auth_error(isolated_chain: Any) -> None:
+    p = DefaultCredentialsProvider()
+    with pytest.raises(AuthError, match="default credential chain found no credentials") as info:
+        await p.get_credentials()
+    assert info.value.error_code == "MissingCredentials"
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+    assert "\n" not in str(info.value)
+
+
+class FakeChain:
+    """Stands in for the official chain: the library's own credential objects, recorded calls."""
+
+    def __init__(self, *, expiration: int | None = None, secret: str = SECRET) -> None:
+        from alibabacloud_credentials.provider.refreshable import Credentials as LibCredentials
+
+        self.make = lambda n: LibCredentials(
+            access_key_id=f"STS.key{n}",
+            access_key_secret=secret,
+            security_token=f"{TOKEN}-{n}",
+            expiration=expiration,
+        )
+        self.threads: list[int] = []
+        self.fail: Exception | None = None
+
+    def get_credentials(self) -> Any:
+        self.threads.append(threading.get_ident())
+        if self.fail is not None:
+            raise self.fail
+        return self.make(len(self.threads))
+
+
+async def test_default_chain_runs_in_a_worker_thread_and_honours_sts_expiry() -> None:
+    clock = Clock()
+    expiry = T0 + timedelta(minutes=7)
+    chain = FakeChain(expiration=int(expiry.timestamp()))
+    p = DefaultCredentialsProvider(chain, clock=clock)
+    creds = await p.get_credentials()
+    assert chain.threads
+    assert chain.threads[0] != threading.get_ident()
+    assert creds.expiration == expiry  # the STS expiry, sooner than the 10-minute cache
+    assert creds.security_token == f"{TOKEN}-1"
+    fresh = await p.invalidate(creds)
+    assert fresh.access_key_id == "STS.key2"
+
+
+@pytest.mark.parametrize("expiration", [None, 0, -5, 2**40])
+async def test_default_chain_without_a_usable_expiry_caches_for_cache_ttl(expiration: int | None) -> None:
+    chain = FakeChain(expiration=expiration)
+    p = DefaultCredentialsProvider(chain, clock=Clock(), cache_ttl=timedelta(minutes=20))
+    assert (await p.get_credentials()).expiration == T0 + timedelta(minutes=20)
+
+
+async def test_default_chain_failure_is_capped_and_unchained() -> None:
+    chain = FakeChain()
+    chain.fail = RuntimeError(f"\x1b[31mboom\n{'x' * 5000}")
+    with pytest.raises(AuthError) as info:
+        await DefaultCredentialsProvider(chain).get_credentials()
+    text = str(info.value)
+    assert "\x1b" not in text
+    assert "\n" not in text
+    assert len(text) < 700
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+
+
+async def test_default_chain_refuses_non_ascii_secrets() -> None:
+    with pytest.raises(ValueError, match="printable ASCII"):
+        await DefaultCredentialsProvider(FakeChain(secret="s\u00e9cret")).get_credentials()
+
+
+def test_default_chain_cache_ttl_must_exceed_the_advisory_window() -> None:
+    with pytest.raises(ValueError, match="cache_ttl"):
+        DefaultCredentialsProvider(FakeChain(), cache_ttl=timedelta(minutes=5))
+
+
+def test_default_chain_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "alibabacloud_credentials.provider", None)
+    with pytest.raises(ImportError, match=r"pip install 'aiosls\[credentials\]'"):
+        DefaultCredentialsProvider()

@@ -1,4 +1,4 @@
-"""Endpoint parsing (spec §1): where to connect, what Host to send, which V4 region."""
+"""Endpoint parsing (docs/protocol.md, "Hosts"): where to connect, what Host to send, which V4 region."""
 
 from __future__ import annotations
 
@@ -160,3 +160,67 @@ def test_parse_round_trips_through_str(scheme: str, labels: list[str], port: int
     assert ep.port == port
     assert parse_endpoint(str(ep)).base_url("p") == ep.base_url("p")
     assert ep.host_header("p").startswith("p.")
+
+
+# --- hostile endpoints (issue 11 item 6) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http://[::1%\r\nX-Injected:yes]",
+        "http://[::1%\nX]:80",
+        "[fe80::1%\x00]",
+        "[fe80::1%eth 0]",
+        "[fe80::1%]",
+        "fe80::1%\r\n",
+        "[fe80::1%" + "a" * 65 + "]",
+        "host\t.example",
+        "host:" + "9" * 5000,
+    ],
+)
+def test_control_characters_and_bad_zone_ids_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="endpoint") as info:
+        parse_endpoint(text)
+    assert "\r" not in str(info.value)
+    assert "\n" not in str(info.value)
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("text", "host"), [("[fe80::1%eth0]", "fe80::1%eth0"), ("http://[fe80::1%25]:80", "fe80::1%25")]
+)
+def test_well_formed_zone_ids_are_kept(text: str, host: str) -> None:
+    assert parse_endpoint(text).host == host
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://admin:hunter2@sls.example.com",
+        "admin:hunter2@sls.example.com",
+        "http://admin:hunter2@[::1]:80",
+        "ftp://admin:hunter2@host",
+        "https://admin:hunter2@host/path",
+        "https://admin:hunter2@ho st",
+    ],
+)
+def test_endpoint_errors_never_echo_userinfo(text: str) -> None:
+    with pytest.raises(ValueError, match="endpoint") as info:
+        parse_endpoint(text)
+    err: BaseException | None = info.value
+    while err is not None:  # nor anywhere on the chain
+        assert "hunter2" not in str(err)
+        assert "hunter2" not in repr(err.args)
+        err = err.__cause__ or err.__context__
+    assert "***@" in str(info.value)
+
+
+def test_redact_endpoint() -> None:
+    from aiosls.endpoint import redact_endpoint
+
+    assert redact_endpoint("https://u:p@h:1/x") == "'https://***@h:1/x'"
+    assert redact_endpoint("u:p@a@h") == "'***@h'"
+    assert redact_endpoint("h/u@x") == "'h/u@x'"  # an @ past the host is not userinfo
+    assert redact_endpoint("\x1b" + "x" * 500) == repr("\x1b" + "x" * 99 + "...")
+    assert redact_endpoint(42) == "'42'"

@@ -190,3 +190,80 @@ def test_submodule_all_lists_exist() -> None:
     for module in (errors, _sansio, credentials, endpoint, models, names, retry, signing):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+# --- server text in errors (issue 11 item 5) ------------------------------------------------------
+
+
+def _answer(status: int, body: object, request_id: str = "5F3A") -> aiosls.HttpResponse:
+    import json
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return aiosls.HttpResponse(status, {"x-log-requestid": request_id}, raw)
+
+
+def _all_text(err: SlsError) -> list[str]:
+    return [str(err), repr(err), err.message, str(err.error_code), str(err.request_id), *map(str, err.args)]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "\x1b[2J\x1b[31mReadQuotaExceed",
+        "Throttled\nFAKE: LOG LINE",
+        "x\r\n2026-01-01 WARNING aiosls.retry forged",
+        "\u202eesrever",
+    ],
+)
+def test_error_code_message_and_request_id_are_escaped(hostile: str) -> None:
+    from aiosls import _sansio
+
+    err = _sansio.error_from_response(
+        _answer(403, {"errorCode": hostile, "errorMessage": hostile}, request_id=hostile), "GetCheckPoint"
+    )
+    for text in _all_text(err):
+        assert "\x1b" not in text
+        assert "\n" not in text
+        assert "\r" not in text
+        assert "\u202e" not in text
+    assert err.error_code is not None
+    assert err.error_code.isprintable()
+    assert err.request_id is not None
+    assert err.request_id.isprintable()
+
+
+def test_a_100_kb_error_code_is_capped_and_still_a_code() -> None:
+    from aiosls import _sansio
+
+    code = "Quota" + "X" * 100_000
+    err = _sansio.error_from_response(
+        _answer(500, {"errorCode": code, "errorMessage": "m" * 100_000}, request_id="r" * 100_000)
+    )
+    assert err.error_code is not None
+    assert err.error_code.startswith("QuotaXXX")
+    assert len(err.error_code) <= 131
+    assert err.request_id is not None
+    assert len(err.request_id) <= 131
+    assert len(err.message) <= 1003
+    assert len(str(err)) < 1400
+    assert type(err) is TransientError  # classified by the status, as an unknown code is
+
+
+def test_real_codes_survive_escaping_and_classification() -> None:
+    from aiosls import _sansio
+
+    err = _sansio.error_from_response(
+        _answer(403, {"errorCode": "ReadQuotaExceed", "errorMessage": "slow down"})
+    )
+    assert type(err) is ThrottlingError
+    assert (err.error_code, err.message, err.request_id) == ("ReadQuotaExceed", "slow down", "5F3A")
+
+
+def test_parse_errors_escape_the_request_id_and_the_body_excerpt() -> None:
+    from aiosls import _sansio
+
+    with pytest.raises(ResponseParseError) as info:
+        _sansio.parse_checkpoints(_answer(200, b"\x1b[31m\nnot json", request_id="id\nFAKE"))
+    for text in _all_text(info.value):
+        assert "\x1b" not in text
+        assert "\n" not in text

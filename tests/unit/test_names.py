@@ -1,4 +1,4 @@
-"""SLS naming rules (spec §11): accepted names match the documented rule, nothing else passes."""
+"""SLS naming rules (docs/protocol.md): accepted names match the documented rule, nothing else passes."""
 
 from __future__ import annotations
 
@@ -135,15 +135,34 @@ def test_error_message_names_argument_rule_and_shortens_long_values() -> None:
         names.validate_consumer_group("a/b")
 
 
-@pytest.mark.parametrize("value", [0, 1, 2**40])
-def test_shard_accepts_non_negative_ints(value: int) -> None:
+@pytest.mark.parametrize("value", [0, 1, 2**31 - 1])
+def test_shard_accepts_ints_in_0_to_2_31_minus_1(value: int) -> None:
     assert names.validate_shard(value) == value
 
 
-@pytest.mark.parametrize("value", [-1, True, False, 1.0, "1", None])
-def test_shard_refuses_everything_else(value: Any) -> None:
-    with pytest.raises(ValidationError, match=r"invalid offset .*: must be an int >= 0"):
+@pytest.mark.parametrize(
+    "value",
+    [-1, 2**31, 2**40, 10**5000, -(10**5000), 2**63, -(2**63) - 1, True, False, 1.0, "1", None],
+    ids=lambda v: (
+        type(v).__name__ + (f"-bits{v.bit_length()}{'-neg' if v < 0 else ''}" if isinstance(v, int) else "")
+    ),
+)
+def test_shard_refuses_everything_else_with_a_short_message(value: Any) -> None:
+    # Issue 11 item 6: 10**5000 was a plain ValueError (str() of the int) and a huge negative
+    # one broke the error's repr; either ended a whole fan-out.
+    with pytest.raises(ValidationError, match=r"invalid offset.*: must be an int in 0\.\.2147483647") as info:
         names.validate_shard(value, "offset")
+    for text in (str(info.value), repr(info.value), info.value.message):
+        assert len(text) < 200
+
+
+@given(st.integers())
+def test_shard_accepts_exactly_the_int32_range(value: int) -> None:
+    if 0 <= value <= names.MAX_SHARD:
+        assert names.validate_shard(value) == value
+    else:
+        with pytest.raises(ValidationError):
+            names.validate_shard(value)
 
 
 _name_alphabet = st.sampled_from(list(string.ascii_letters + string.digits + "-_./?#% ~é\u00a0\u0131K"))

@@ -42,6 +42,7 @@ from aiosls import (
     signing,
 )
 from aiosls._serde import CONVERTER
+from aiosls._text import safe_text
 from aiosls.endpoint import parse_endpoint
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -96,7 +97,7 @@ def test_get_checkpoint_all_shards_sends_no_shard_parameter() -> None:
     )
 
 
-@pytest.mark.parametrize("shard", [0, 7, 2**31])
+@pytest.mark.parametrize("shard", [0, 7, 2**31 - 1])
 def test_get_checkpoint_one_shard(shard: int) -> None:
     op = _sansio.get_checkpoint("my-project", "app-log", "cg", shard)
     assert op.params == {"shard": str(shard)}
@@ -439,7 +440,7 @@ def test_signature_covers_exactly_the_bytes_on_the_wire(consumer: str, cursor: s
 
 # --- error_from_response --------------------------------------------------------------------------
 
-# Every row of spec §9 (plus the status fallbacks): (status, code, class).
+# Every row of the error table in docs/protocol.md, plus the status fallbacks: (status, code, class).
 SPEC_ERRORS: list[tuple[int, str | None, type[SlsError]]] = [
     (400, "RequestTimeExpired", ClockSkewError),
     (400, "InvalidRequestTime", ClientError),
@@ -514,7 +515,7 @@ def test_every_spec_error_maps_to_its_class(status: int, code: str | None, cls: 
     ],
 )
 def test_codes_match_case_insensitively(code: str, cls: type[SlsError]) -> None:
-    # Spec §4.2: spellings differ between libraries; match case-insensitively.
+    # Spellings differ between libraries (ShardNotExsit); match case-insensitively.
     err = _sansio.error_from_response(HttpResponse(400, {}, json.dumps({"errorCode": code}).encode()))
     assert type(err) is cls
     assert err.error_code == code  # reported as the server spelled it
@@ -610,9 +611,9 @@ def test_error_from_response_never_fails(status: int, body: bytes, rid: str | No
     err = _sansio.error_from_response(HttpResponse(status, headers, body), "Op")
     assert isinstance(err, SlsError)
     assert err.status == status
-    assert err.request_id == rid
+    assert err.request_id == (None if rid is None else safe_text(rid, 128))
     assert err.message.startswith("Op: ")
-    str(err)  # renders
+    assert str(err).isprintable()  # renders, escaped
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -682,7 +683,7 @@ def _ok(body: bytes) -> HttpResponse:
             b'[{"shard": 0, "checkpoint": "", "updateTime": 9999999999999999999}]',
             "out of range",
         ),
-        (_sansio.parse_checkpoints, b"[5]", "not iterable"),
+        (_sansio.parse_checkpoints, b"[5]", "expected ShardCheckpoint @ $[0]"),
         (_sansio.parse_consumer_groups, b'[{"name": "cg", "timeout": 60, "order": 1}]', "order"),
         (_sansio.parse_shards, b'[{"shardID": true}]', "shardID"),
         (_sansio.parse_heartbeat, b'["0"]', "expected an array of shard ids"),
@@ -709,7 +710,9 @@ def test_malformed_bodies_raise_response_parse_error(parse: Any, body: bytes, wh
 def test_parse_error_keeps_the_cattrs_error_as_cause() -> None:
     import cattrs
 
-    with pytest.raises(ResponseParseError, match=r"expected int @ \$\.shard") as info:
+    with pytest.raises(
+        ResponseParseError, match=r"expected an integer, got str '0' @ \$\[0\]\.shard"
+    ) as info:
         _sansio.parse_checkpoints(_ok(b'[{"shard": "0", "checkpoint": "", "updateTime": 1}]'))
     assert isinstance(info.value.__cause__, cattrs.BaseValidationError)
 
@@ -817,3 +820,50 @@ def test_every_sample_has_a_body_and_a_note() -> None:
         response = sample(op, case)
         assert str(response.status) == case[:3]
         assert response.headers["content-length"] == str(len(response.body))
+
+
+# --- GetCheckPoint shard ids (issue 11 item 6) -----------------------------------------------------
+
+
+def _entries(*shards: int) -> bytes:
+    return json.dumps(
+        [{"shard": s, "checkpoint": "", "updateTime": 1524224984800922, "consumer": ""} for s in shards]
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("shards", "why"),
+    [
+        ((-1,), "shard id -1 is out of range"),
+        ((0, 1, -5), "shard id -5 is out of range"),
+        ((2**31,), "shard id 2147483648 is out of range"),
+        ((0, 1, 1), "duplicate shard id 1"),
+        ((3, 2, 3, 2), "duplicate shard id 2"),
+    ],
+)
+def test_negative_out_of_range_or_duplicate_shard_ids_are_parse_errors(
+    shards: tuple[int, ...], why: str
+) -> None:
+    with pytest.raises(ResponseParseError) as info:
+        _sansio.parse_checkpoints(_ok(_entries(*shards)))
+    assert why in info.value.message
+    assert (info.value.status, info.value.error_code, info.value.request_id) == (200, "BadResponse", RID)
+
+
+def test_distinct_shard_ids_in_any_order_parse() -> None:
+    assert [cp.shard for cp in _sansio.parse_checkpoints(_ok(_entries(7, 0, 2**31 - 1)))] == [7, 0, 2**31 - 1]
+
+
+def test_parse_error_names_the_failing_entry_and_wire_field() -> None:
+    body = json.dumps(
+        [
+            {"shard": 0, "checkpoint": "", "updateTime": 1524224984800922},
+            {"shard": 1, "checkpoint": "", "updateTime": -3},
+        ]
+    ).encode()
+    with pytest.raises(ResponseParseError, match=r"updateTime -3 is out of range @ \$\[1\]\)"):
+        _sansio.parse_checkpoints(_ok(body))
+
+
+def test_list_hooks_are_looked_up_once_per_model() -> None:
+    assert _sansio._list_hook(ShardCheckpoint) is _sansio._list_hook(ShardCheckpoint)

@@ -28,8 +28,10 @@ def test_unhashable_names_get_the_validators_message(bad: object) -> None:
     ],
 )
 def test_lone_surrogates_are_validation_errors(build, argument: str) -> None:
-    with pytest.raises(ValidationError, match=f"{argument} is not valid text"):
+    with pytest.raises(ValidationError, match=f"{argument} is not valid text") as info:
         build("ok\ud800")
+    assert info.value.__context__ is None  # the value stays off the chain too
+    build("caf\u00e9")  # non-ASCII text that UTF-8 encodes is fine
 
 
 @pytest.mark.parametrize("value", [-1, 253_402_300_800, 10**18])

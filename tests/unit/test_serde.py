@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from test_sansio import _ok, all_samples, sample
 
 from aiosls import ConsumerGroup, ResponseParseError, Shard, ShardCheckpoint, _sansio
-from aiosls._serde import CONVERTER, dumps, loads, make_converter, to_camel
+from aiosls._serde import CONVERTER, DETAILED_CONVERTER, dumps, loads, make_converter, to_camel
 from aiosls.models import epoch_to_datetime
 
-STRICT = make_converter(forbid_extra_keys=True)
+STRICT = make_converter(forbid_extra_keys=True, detailed_validation=True)
 
 # Which model each recorded 200 sample's array items structure into.
 MODEL_OF: dict[str, type] = {
@@ -139,8 +139,10 @@ def test_int_is_a_valid_float_and_exact_types_pass() -> None:
     ],
 )
 def test_mistyped_checkpoint_fields_are_refused(item: dict[str, Any]) -> None:
-    with pytest.raises(cattrs.ClassValidationError):
+    with pytest.raises(TypeError, match="expected"):  # the fast converter: the first error
         CONVERTER.structure(item, ShardCheckpoint)
+    with pytest.raises(cattrs.ClassValidationError):  # the error path's: every error, with paths
+        DETAILED_CONVERTER.structure(item, ShardCheckpoint)
     with pytest.raises(ResponseParseError):
         _sansio.parse_checkpoints(_ok(json.dumps([item]).encode()))
 
