@@ -448,9 +448,11 @@ def _client_main(raw: str) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    times0 = os.times()
     cpu0, t0 = time.process_time(), time.perf_counter()
     ok, failed = execute(prepared)
     cpu1, t1 = time.process_time(), time.perf_counter()
+    times1 = os.times()
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(cfg["profile"])
@@ -459,6 +461,8 @@ def _client_main(raw: str) -> None:
         "failed": failed,
         "wall": t1 - t0,
         "cpu": cpu1 - cpu0,
+        # The kernel's share (loopback TCP work is charged to the sending process).
+        "sys_share": (times1.system - times0.system) / max(cpu1 - cpu0, 1e-9),
         "peak_rss": _peak_rss_mib(),
         "rss_before": rss0,
     }
@@ -503,7 +507,8 @@ def run_side(emu: EmulatorProcess, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _line(r: dict[str, Any]) -> str:
     return (
-        f"{r['side']:14} {r['rps']:8.0f} req/s  client CPU {r['cpu_us']:6.1f} us/req  "
+        f"{r['side']:14} {r['rps']:8.0f} req/s  client CPU {r['cpu_us']:6.1f} us/req "
+        f"(sys {r['sys_share']:4.0%})  "
         f"peak RSS {r['peak_rss']:6.1f} MiB  connections {r['connections']:4d}  "
         f"server CPU {r['server_cpu_us']:5.1f} us/req (busy {r['server_busy']:4.0%})  "
         f"ok {r['ok']} failed {r['failed']}"
