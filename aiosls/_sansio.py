@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from operator import attrgetter
+from types import MappingProxyType
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -105,18 +106,24 @@ def _group_path(project: str, logstore: str, consumer_group: str) -> str:
 # --- builders -------------------------------------------------------------------------------------
 
 
-def get_checkpoint(project: str, logstore: str, consumer_group: str, shard: int | None = None) -> Operation:
-    """GetCheckPoint: every shard's checkpoint, or one shard's (``[]`` if it does not exist)."""
+def _get_checkpoint(project: str, logstore: str, consumer_group: str, shard: int | None) -> Operation:
     path = _group_path(project, logstore, consumer_group)
     params = {} if shard is None else {"shard": str(names.validate_shard(shard))}
-    return Operation(
-        "GetCheckPoint",
-        "GET",
-        project,
-        path,
-        params,
-        logstore=logstore,
-    )
+    # Read-only params: the same Operation is handed out again by the cache below.
+    return Operation("GetCheckPoint", "GET", project, path, MappingProxyType(params), logstore=logstore)
+
+
+# A fan-out or a repeated sweep asks for the same targets again and again, and an Operation is
+# immutable: remember the valid ones (typed: a True shard is refused, never taken for 1).
+_cached_get_checkpoint = lru_cache(maxsize=16384, typed=True)(_get_checkpoint)
+
+
+def get_checkpoint(project: str, logstore: str, consumer_group: str, shard: int | None = None) -> Operation:
+    """GetCheckPoint: every shard's checkpoint, or one shard's (``[]`` if it does not exist)."""
+    try:
+        return _cached_get_checkpoint(project, logstore, consumer_group, shard)
+    except TypeError:  # unhashable, so certainly not a name: let the validators say why
+        return _get_checkpoint(project, logstore, consumer_group, shard)
 
 
 def update_checkpoint(

@@ -21,7 +21,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, Self, TypeGuard, TypeVar
 
 from . import _sansio
 from .errors import SlsError, ThrottlingError
@@ -176,7 +176,17 @@ class _Slot:
         self._gate = gate
 
     async def __aenter__(self) -> None:
-        await self._limits.acquire(self._gate)
+        limits, gate = self._limits, self._gate
+        # The common case, inline: no cool-down, room in the project and overall.
+        if (
+            gate.in_flight < int(gate.limit)
+            and not limits.in_flight.locked()
+            and gate.until <= limits._monotonic()
+        ):
+            gate.in_flight += 1
+            await limits.in_flight.acquire()  # a slot is free: returns without suspending
+            return
+        await limits.acquire(gate)
 
     async def __aexit__(self, *exc: object) -> None:
         self._limits.release(self._gate)
@@ -270,15 +280,34 @@ class _Pool(Generic[R]):
             item = await self.next_target()
             if item is _EXHAUSTED:
                 return self.take_parked(any_project=True)
-            if not isinstance(item, CheckpointTarget):
-                raise TypeError(f"fan-out targets must be CheckpointTarget, not {type(item).__name__}")
-            if self.n_parked >= self.park_limit or self.limits.open(item.project):
+            if self.admit(item):
                 return item
-            self.parked.setdefault(item.project, deque()).append(item)
-            self.n_parked += 1
+
+    def next_sync(self) -> CheckpointTarget | None:
+        """:meth:`next_to_run` for a plain iterable source, without a coroutine per target."""
+        assert self.sync_source is not None
+        while True:
+            if self.parked and (target := self.take_parked()) is not None:
+                return target
+            item = next(self.sync_source, _EXHAUSTED)
+            if item is _EXHAUSTED:
+                return self.take_parked(any_project=True)
+            if self.admit(item):
+                return item
+
+    def admit(self, item: object) -> TypeGuard[CheckpointTarget]:
+        """Whether to run ``item`` now; if not, it is parked until its project opens."""
+        if not isinstance(item, CheckpointTarget):
+            raise TypeError(f"fan-out targets must be CheckpointTarget, not {type(item).__name__}")
+        if self.n_parked >= self.park_limit or self.limits.open(item.project):
+            return True
+        self.parked.setdefault(item.project, deque()).append(item)
+        self.n_parked += 1
+        return False
 
     async def work(self) -> None:
-        while (target := await self.next_to_run()) is not None:
+        sync = self.sync_source is not None
+        while (target := self.next_sync() if sync else await self.next_to_run()) is not None:
             result = await self.job(target, self.limits)
             self.ready.append(result)
             self.wake_consumer()

@@ -123,15 +123,33 @@ def _v1_header_included(name: str) -> bool:
     )
 
 
+@lru_cache(maxsize=64)
+def _v1_layout(keys: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], tuple[str | None, ...]]:
+    # For one set of header names (a client sends the same few on every request): the signed
+    # (lower-case name, key) pairs in order, and the keys of Content-MD5, Content-Type and Date.
+    # The last spelling of a name wins, as in the dict comprehension of the general path.
+    last = {k.lower(): k for k in keys}
+    signed = tuple((n, last[n]) for n in sorted(filter(_v1_header_included, last)))
+    return signed, (last.get("content-md5"), last.get("content-type"), last.get("date"))
+
+
 def v1_string_to_sign(method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str]) -> str:
     """The V1 string-to-sign. ``params`` holds *decoded* values; ``path`` is as sent."""
+    resource = path
+    if params:
+        resource += "?" + "&".join(f"{k}={params[k]}" for k in sorted(params))
+    if type(headers) is dict:
+        # The client's path: the name layout is cached, only the values are read.
+        signed, (md5, ctype, date) = _v1_layout(tuple(headers))
+        canonical_headers = "".join([f"{n}:{headers[k]}\n" for n, k in signed])
+        return (
+            f"{method}\n{headers[md5] if md5 else ''}\n{headers[ctype] if ctype else ''}\n"
+            f"{headers[date] if date else ''}\n{canonical_headers}{resource}"
+        )
     lower = {k.lower(): v for k, v in headers.items()}
     canonical_headers = "".join(
         f"{name}:{lower[name]}\n" for name in sorted(filter(_v1_header_included, lower))
     )
-    resource = path
-    if params:
-        resource += "?" + "&".join(f"{k}={params[k]}" for k in sorted(params))
     return (
         f"{method}\n{lower.get('content-md5', '')}\n{lower.get('content-type', '')}\n"
         f"{lower.get('date', '')}\n{canonical_headers}{resource}"
@@ -188,23 +206,37 @@ def v4_canonical_query(params: Mapping[str, str]) -> str:
     return "&".join(f"{k}={quote(v, safe='-_.~')}" if v else k for k, v in sorted(params.items()))
 
 
+def _v4_signed(name: str) -> bool:
+    return name in _V4_ALWAYS_SIGNED or (
+        name.startswith(("x-log-", "x-acs-")) and not name.startswith("x-log-meta-")
+    )
+
+
+@lru_cache(maxsize=64)
+def _v4_layout(keys: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], str, str | None]:
+    # For one set of header names: the signed (lower-case name, key) pairs in order, the
+    # SignedHeaders string and the key of x-log-content-sha256 (the last spelling wins).
+    last = {k.lower(): k for k in keys}
+    names = sorted(filter(_v4_signed, last))
+    return tuple((n, last[n]) for n in names), ";".join(names), last.get("x-log-content-sha256")
+
+
 def v4_canonical_request(
     method: str, path: str, params: Mapping[str, str], headers: Mapping[str, str]
 ) -> tuple[str, str]:
     """``(canonical_request, signed_headers)`` for V4: signed headers, canonical query, payload hash."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    # A list comprehension, not filter() with a predicate: this runs for every header sent.
-    names = sorted(
-        [
-            n
-            for n in lower
-            if n in _V4_ALWAYS_SIGNED
-            or (n.startswith(("x-log-", "x-acs-")) and not n.startswith("x-log-meta-"))
-        ]
-    )
-    canonical_headers = "".join(f"{n}:{lower[n].strip()}\n" for n in names)
-    signed = ";".join(names)
-    payload = lower.get("x-log-content-sha256", EMPTY_SHA256)
+    if type(headers) is dict:
+        # The client's path: it sends the same header names on every request, so which are
+        # signed, in which order, is cached per name tuple; only the values are read here.
+        pairs, signed, sha_key = _v4_layout(tuple(headers))
+        canonical_headers = "".join([f"{n}:{headers[k].strip()}\n" for n, k in pairs])
+        payload = headers[sha_key] if sha_key is not None else EMPTY_SHA256
+    else:
+        lower = {k.lower(): v for k, v in headers.items()}
+        names = sorted(filter(_v4_signed, lower))
+        canonical_headers = "".join(f"{n}:{lower[n].strip()}\n" for n in names)
+        signed = ";".join(names)
+        payload = lower.get("x-log-content-sha256", EMPTY_SHA256)
     canonical = (
         f"{method}\n{path or '/'}\n{v4_canonical_query(params)}\n{canonical_headers}\n{signed}\n{payload}"
     )
