@@ -6,10 +6,11 @@ the number of targets, whatever the fault rate. Each attempt's send holds one of
 ``concurrency`` in-flight slots (a target sleeping out a backoff holds none) and passes its
 project's gate:
 
-- a project that throttles (403 ``*QuotaExceed``, 429) halves how many requests it may have
-  in flight (additive increase brings it back as answers succeed) and, throttled again
-  before any success, pauses for a short jittered cool-down, so the request rate to a
-  throttled project falls, as SLS's guidance and botocore's adaptive retry mode expect;
+- a project that throttles (403 ``*QuotaExceed``, 429) lowers how many requests it may have
+  in flight (multiplicative decrease, additive increase as answers succeed) and, once
+  throttling dominates its answers, pauses for a short jittered cool-down, so the request
+  rate to a throttled project falls, as SLS's guidance and botocore's adaptive retry mode
+  expect;
 - a target whose project is cooling down or at its limit is parked (at most ``4 *
   concurrency`` of them) while workers serve other projects, so one slow, throttled or dead
   project delays only its own targets.
@@ -46,6 +47,12 @@ R = TypeVar("R")
 #: One target's work: ``job(target, limits)`` returns its result; an SlsError is its result.
 Job = Callable[[CheckpointTarget, "FanoutLimits"], Awaitable[R]]
 
+#: A throttled answer multiplies its project's in-flight cap by this (a success adds one).
+_DECREASE: Final = 0.85
+#: Weight of the newest answer in a project's throttling pressure (an exponential average).
+_PRESSURE_WEIGHT: Final = 0.2
+#: Pressure at which a project pauses: nearly every recent answer was throttled.
+_PAUSE_PRESSURE: Final = 0.9
 #: A project throttled again and again pauses for at most ``throttling.initial * 2**(n-1)``.
 _MAX_PAUSE_STEPS: Final = 3
 
@@ -57,13 +64,14 @@ class _ProjectGate:
     """One project's adaptive limit: a cool-down after throttling, and an in-flight cap that
     halves on throttling and grows by one per success, up to ``max_limit``."""
 
-    __slots__ = ("in_flight", "limit", "max_limit", "strikes", "until", "waiters")
+    __slots__ = ("in_flight", "limit", "max_limit", "pressure", "strikes", "until", "waiters")
 
     def __init__(self, max_limit: int) -> None:
         self.max_limit = max_limit
         self.limit = float(max_limit)
         self.in_flight = 0
-        self.strikes = 0
+        self.strikes = 0  # cool-downs in a row, for their growth
+        self.pressure = 0.0
         self.until = 0.0
         self.waiters: deque[asyncio.Future[None]] = deque()
 
@@ -122,18 +130,30 @@ class FanoutLimits:
         return _Slot(self, self.gate(project))
 
     def observe(self, project: str, error: SlsError | None) -> None:
-        """Feed one attempt's outcome back into ``project``'s gate."""
+        """Feed one attempt's outcome back into ``project``'s gate.
+
+        Each throttled answer takes 15% off the project's in-flight cap and each success adds
+        one back, so a project throttled now and then settles at a lower rate and regains its
+        cap as it recovers. ``pressure`` is the share of recent answers that were throttled (an
+        exponential average); when nearly all of them are, the project pauses for a jittered
+        cool-down that grows while the throttling lasts.
+        """
         gate = self.gate(project)
-        if isinstance(error, ThrottlingError):
-            gate.strikes += 1
-            gate.limit = max(1.0, gate.limit / 2)
-            if gate.strikes >= 2:
-                # Throttled again before any success: pause the project's sends a little,
-                # jittered so the workers waiting at the gate do not all come back at once.
-                ceiling = self._backoff.ceiling(min(gate.strikes - 1, _MAX_PAUSE_STEPS))
-                gate.until = max(gate.until, self._monotonic() + self._uniform(ceiling / 2, ceiling))
-        elif error is None and (gate.strikes or gate.limit < gate.max_limit):
-            gate.strikes = 0
+        throttled = isinstance(error, ThrottlingError)
+        if not throttled and error is not None:
+            return  # neither a success nor throttling: says nothing about the quota
+        gate.pressure += _PRESSURE_WEIGHT * ((1.0 if throttled else 0.0) - gate.pressure)
+        if throttled:
+            gate.limit = max(1.0, gate.limit * _DECREASE)
+            now = self._monotonic()
+            if gate.pressure >= _PAUSE_PRESSURE and now >= gate.until:
+                gate.strikes = min(gate.strikes + 1, _MAX_PAUSE_STEPS)
+                # Jittered, so the workers waiting at the gate do not all come back at once.
+                ceiling = self._backoff.ceiling(gate.strikes)
+                gate.until = now + self._uniform(ceiling / 2, ceiling)
+        elif gate.strikes or gate.limit < gate.max_limit:
+            if gate.pressure < _PAUSE_PRESSURE / 2:
+                gate.strikes = 0
             gate.limit = min(float(gate.max_limit), gate.limit + 1.0)
             gate.wake()
 
