@@ -365,3 +365,23 @@ def test_annotate_attempts() -> None:
     assert annotate_attempts(err, 4) is err
     assert err.attempts == 4
     assert str(err).endswith("server busy after 4 attempts")
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        ("30", 30.0),
+        (" 2 ", 2.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),  # an HTTP-date: our own backoff decides
+        ("-5", None),
+        ("1.5", None),
+        ("99999999999", None),
+        ("86400", 3600.0),  # capped; the retry deadline decides anyway
+    ],
+)
+def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
+    from aiosls.retry import retry_after_seconds
+
+    assert retry_after_seconds(header) == seconds
