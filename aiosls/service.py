@@ -17,7 +17,7 @@ import sys
 import time
 import warnings
 from collections import Counter, deque
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -34,8 +34,8 @@ from .credentials import (
     StaticCredentialsProvider,
 )
 from .endpoint import derive_region, parse_endpoint
-from .errors import AlreadyExistsError, ServiceClosedError
-from .fanout import CheckpointStream, LagStream, checkpoints_job, new_limits
+from .errors import AlreadyExistsError, ServiceClosedError, SlsError
+from .fanout import CheckpointStream, FanoutLimits, LagStream, checkpoints_job, new_limits
 from .models import (
     CheckpointResult,
     CheckpointTarget,
@@ -54,6 +54,7 @@ from .transport.aiohttp import AiohttpTransport
 __all__ = ["CheckpointService"]
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def _transport_token(transport: Transport) -> str:
@@ -480,17 +481,14 @@ class CheckpointService:
         self._check_open()
         limits = new_limits(self._pipeline, concurrency, per_project_concurrency)
         failures: deque[CheckpointResult] = deque()
-        targets = discovery.discover_targets(
-            self._pipeline,
-            [projects] if isinstance(projects, str) else projects,
-            logstore_filter=logstore_filter,
-            consumer_group_filter=consumer_group_filter,
-            concurrency=concurrency,
-            failures=failures,
-            failure=lambda target, error: CheckpointResult(target, error=error),
-            limiter=limits.limit,
-            observe=limits.observe,
-            on_discovery=on_discovery,
+        targets = self._discover(
+            projects,
+            limits,
+            failures,
+            lambda t, e: CheckpointResult(t, error=e),
+            logstore_filter,
+            consumer_group_filter,
+            on_discovery,
         )
         return CheckpointStream(
             checkpoints_job(self._pipeline, retry), targets, limits, extra_results=failures
@@ -554,19 +552,40 @@ class CheckpointService:
         limits = new_limits(self._pipeline, concurrency, per_project_concurrency)
         sweep = lag.LagSweep(self._pipeline, self._cursor_times, retry=retry)
         failures: deque[LagResult] = deque()
-        targets = discovery.discover_targets(
+        targets = self._discover(
+            projects,
+            limits,
+            failures,
+            lambda t, e: LagResult(t, error=e),
+            logstore_filter,
+            consumer_group_filter,
+            on_discovery,
+        )
+        return LagStream(sweep.job, targets, limits, extra_results=failures)
+
+    def _discover(
+        self,
+        projects: str | Sequence[str],
+        limits: FanoutLimits,
+        failures: deque[_R],
+        failure: Callable[[CheckpointTarget, SlsError], _R],
+        logstore_filter: str | Callable[[str], bool] | None,
+        consumer_group_filter: str | Callable[[str], bool] | None,
+        on_discovery: Callable[[discovery.DiscoveryProgress], None] | None,
+    ) -> AsyncIterator[CheckpointTarget]:
+        """The targets of a scan, discovered under the fan-out's own bounds and backpressure."""
+        return discovery.discover_targets(
             self._pipeline,
             [projects] if isinstance(projects, str) else projects,
             logstore_filter=logstore_filter,
             consumer_group_filter=consumer_group_filter,
-            concurrency=concurrency,
+            concurrency=limits.concurrency,
             failures=failures,
-            failure=lambda target, error: LagResult(target, error=error),
+            failure=failure,
             limiter=limits.limit,
             observe=limits.observe,
             on_discovery=on_discovery,
         )
-        return LagStream(sweep.job, targets, limits, extra_results=failures)
 
 
 def _empty(operation: str) -> Callable[[HttpResponse], None]:
